@@ -1,0 +1,110 @@
+"""The one feature function: waveform -> fixed-length windows -> mel dB -> magma uint8 image.
+
+Spectrogram generation, prediction, evaluation and the web service all call `waveform_to_images`, and the model
+takes the uint8 pixels as they are (scaling and resizing happen inside the model), so a prediction on a raw
+file equals the prediction on the PNG rendered for it.
+
+Recipe (defaults in params.py): 22,050 Hz mono; windows of `window_s` seconds every `hop_s` seconds, plus one
+window aligned to the end so the tail is covered; a clip shorter than one window is looped (repeated end to
+start) until it fills the window, so its length is not visible as padding; 128-band mel power spectrogram
+(n_fft 2048, hop 512); power_to_db relative to the window's maximum, clipped to [-80, 0] dB and mapped
+linearly onto [0, 1]; magma colour map applied as a 256-entry lookup table; low frequencies at the bottom.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import librosa
+import numpy as np
+from PIL import Image
+
+from deepfake_detector.io_utils import atomic_path
+from deepfake_detector.params import Params
+
+# Below this peak mel power a window is digital silence; it renders as the darkest colour, not as noise
+# amplified to full scale by the per-window reference.
+_SILENT_POWER = 1e-10
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    index: int
+    start_s: float
+    end_s: float
+
+
+@functools.lru_cache(maxsize=1)
+def magma_lut() -> np.ndarray:
+    """(256, 3) uint8 RGB table of matplotlib's magma colour map."""
+    from matplotlib import colormaps
+
+    colours = colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3]
+    return np.round(colours * 255.0).astype(np.uint8)
+
+
+def window_starts(n_samples: int, params: Params) -> list[int]:
+    """Start sample of every window: every hop, plus one flush with the end when the hops miss the tail."""
+    size, hop = params.window_samples, params.hop_samples
+    if n_samples <= size:
+        return [0]
+    starts = list(range(0, n_samples - size + 1, hop))
+    if starts[-1] + size < n_samples:
+        starts.append(n_samples - size)
+    return starts
+
+
+def split_windows(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, list[Window]]:
+    """Cut a mono waveform into (n_windows, window_samples) with each window's time span in the source."""
+    size = params.window_samples
+    duration_s = len(waveform) / params.sample_rate
+    if len(waveform) < size:
+        # Loop a short clip instead of zero-padding it, so no silent tail reveals how long it was.
+        repeats = int(np.ceil(size / max(len(waveform), 1)))
+        return np.tile(waveform, repeats)[None, :size], [Window(0, 0.0, duration_s)]
+    starts = window_starts(len(waveform), params)
+    segments = np.stack([waveform[start:start + size] for start in starts])
+    windows = [
+        Window(index, start / params.sample_rate, (start + size) / params.sample_rate)
+        for index, start in enumerate(starts)
+    ]
+    return segments, windows
+
+
+def mel_normalised(segment: np.ndarray, params: Params) -> np.ndarray:
+    """One window -> (n_mels, frames) float32 in [0, 1]; row 0 is the lowest mel band."""
+    power = librosa.feature.melspectrogram(
+        y=segment, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
+        n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax, power=2.0,
+    )  # (n_mels, frames)
+    if float(power.max()) <= _SILENT_POWER:
+        return np.zeros_like(power, dtype=np.float32)
+    decibels = librosa.power_to_db(power, ref=np.max, top_db=None)  # (n_mels, frames), max 0 dB
+    clipped = np.clip(decibels, -params.top_db, 0.0)
+    return ((clipped + params.top_db) / params.top_db).astype(np.float32)
+
+
+def colourise(normalised: np.ndarray) -> np.ndarray:
+    """(n_mels, frames) in [0, 1] -> (n_mels, frames, 3) uint8 magma image with low frequencies at the bottom."""
+    indices = np.round(np.clip(normalised, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return magma_lut()[np.flipud(indices)]
+
+
+def waveform_to_images(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, list[Window]]:
+    """Mono waveform at params.sample_rate -> (n_windows, n_mels, frames, 3) uint8 images and their windows."""
+    segments, windows = split_windows(waveform, params)
+    images = np.stack([colourise(mel_normalised(segment, params)) for segment in segments])
+    return images, windows
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    """Write one uint8 RGB image atomically (temp file + rename)."""
+    with atomic_path(Path(path)) as tmp:
+        Image.fromarray(image, mode="RGB").save(tmp, format="PNG")
+
+
+def load_png(path: Path) -> np.ndarray:
+    """Read a spectrogram PNG as the (height, width, 3) uint8 array the model takes."""
+    with Image.open(path) as picture:
+        return np.asarray(picture.convert("RGB"))

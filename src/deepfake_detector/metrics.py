@@ -1,0 +1,85 @@
+"""Detection metrics in pure numpy: EER from a DET curve, ROC AUC, and threshold metrics.
+
+Convention everywhere: label 1 = fake (spoof, the positive class), label 0 = real (bona fide); a higher score
+means "more likely fake", and a clip is called fake when score >= threshold.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def _split_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(int).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"{labels.size} labels but {scores.size} scores")
+    return np.sort(scores[labels == 1]), np.sort(scores[labels == 0])
+
+
+def det_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fnr, fpr, thresholds) for every distinct score used as threshold, plus +inf (everything real)."""
+    fake_scores, real_scores = _split_scores(labels, scores)
+    if len(fake_scores) == 0 or len(real_scores) == 0:
+        raise ValueError("a DET curve needs both real and fake examples")
+    thresholds = np.append(np.unique(np.concatenate([fake_scores, real_scores])), np.inf)
+    # Fakes scored below the threshold are misses; reals at or above it are false alarms.
+    fnr = np.searchsorted(fake_scores, thresholds, side="left") / len(fake_scores)
+    fpr = 1.0 - np.searchsorted(real_scores, thresholds, side="left") / len(real_scores)
+    return fnr, fpr, thresholds
+
+
+def compute_eer(labels, scores) -> tuple[float, float]:
+    """Equal error rate and the threshold where miss and false-alarm rates are closest."""
+    fnr, fpr, thresholds = det_curve(labels, scores)
+    best = int(np.argmin(np.abs(fnr - fpr)))
+    return float((fnr[best] + fpr[best]) / 2.0), float(thresholds[best])
+
+
+def roc_auc(labels, scores) -> float:
+    """Probability that a random fake scores above a random real (ties count one half)."""
+    labels = np.asarray(labels).astype(int).ravel()
+    n_fake, n_real = int(labels.sum()), int(len(labels) - labels.sum())
+    if n_fake == 0 or n_real == 0:
+        raise ValueError("ROC AUC needs both real and fake examples")
+    ranks = rankdata(np.asarray(scores, dtype=np.float64).ravel())
+    return float((ranks[labels == 1].sum() - n_fake * (n_fake + 1) / 2.0) / (n_fake * n_real))
+
+
+def threshold_metrics(labels, scores, threshold: float) -> dict:
+    """Accuracy, precision, recall, F1, balanced accuracy, per-class accuracy and confusion at `threshold`."""
+    labels = np.asarray(labels).astype(int).ravel()
+    predicted = (np.asarray(scores, dtype=np.float64).ravel() >= threshold).astype(int)
+    true_pos = int(np.sum((predicted == 1) & (labels == 1)))
+    true_neg = int(np.sum((predicted == 0) & (labels == 0)))
+    false_pos = int(np.sum((predicted == 1) & (labels == 0)))
+    false_neg = int(np.sum((predicted == 0) & (labels == 1)))
+    n_fake, n_real = true_pos + false_neg, true_neg + false_pos
+    precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
+    recall = true_pos / n_fake if n_fake else 0.0
+    real_accuracy = true_neg / n_real if n_real else float("nan")
+    return {
+        "threshold": float(threshold),
+        "accuracy": (true_pos + true_neg) / max(len(labels), 1),
+        "balanced_accuracy": float(np.nanmean([real_accuracy, recall if n_fake else float("nan")])),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "per_class_accuracy": {"real": real_accuracy, "fake": recall if n_fake else float("nan")},
+        # Rows are the true class, columns the predicted class, both in the order [real, fake].
+        "confusion_matrix": [[true_neg, false_pos], [false_neg, true_pos]],
+        # A model that calls every clip the same class looks trained but is not (PITFALLS 1).
+        "single_class_predictions": bool(predicted.min() == predicted.max()),
+    }
+
+
+def summarise(labels, scores, threshold: float) -> dict:
+    """All metrics for one scored set: ranking metrics, and threshold metrics at the given and the EER point."""
+    labels = np.asarray(labels).astype(int).ravel()
+    summary = {"n": int(len(labels)), "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum())}
+    if summary["n_real"] and summary["n_fake"]:
+        eer, eer_threshold = compute_eer(labels, scores)
+        summary.update(roc_auc=roc_auc(labels, scores), eer=eer, eer_threshold=eer_threshold,
+                       at_eer_threshold=threshold_metrics(labels, scores, eer_threshold))
+    summary["at_threshold"] = threshold_metrics(labels, scores, threshold)
+    return summary

@@ -1,0 +1,71 @@
+"""EER, AUC and threshold metrics against hand-worked values and scikit-learn."""
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from deepfake_detector.metrics import compute_eer, roc_auc, summarise, threshold_metrics
+
+
+def test_perfect_separation_gives_zero_eer_and_unit_auc():
+    labels = [0, 0, 0, 1, 1, 1]
+    scores = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
+    eer, threshold = compute_eer(labels, scores)
+    assert eer == 0.0
+    assert 0.3 < threshold <= 0.7
+    assert roc_auc(labels, scores) == 1.0
+
+
+def test_reversed_scores_give_eer_one_and_auc_zero():
+    labels = [0, 0, 1, 1]
+    assert compute_eer(labels, [0.9, 0.8, 0.2, 0.1])[0] == 1.0
+    assert roc_auc(labels, [0.9, 0.8, 0.2, 0.1]) == 0.0
+
+
+def test_identical_score_sets_give_eer_near_half():
+    rng = np.random.default_rng(0)
+    scores = rng.random(2000)
+    labels = np.r_[np.zeros(1000), np.ones(1000)]
+    eer, _ = compute_eer(labels, np.r_[scores[:1000], scores[:1000]])
+    assert eer == pytest.approx(0.5, abs=0.01)
+
+
+def test_hand_worked_eer():
+    # reals 0.1 0.4 0.6 0.2, fakes 0.3 0.7 0.8 0.9. At threshold 0.6: misses {0.3} = 1/4, false alarms {0.6} = 1/4.
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    scores = [0.1, 0.4, 0.6, 0.2, 0.3, 0.7, 0.8, 0.9]
+    eer, threshold = compute_eer(labels, scores)
+    assert eer == 0.25
+    assert threshold == 0.6
+    # 14 of the 16 (fake, real) pairs are ordered correctly: only fake 0.3 loses, to reals 0.4 and 0.6.
+    assert roc_auc(labels, scores) == pytest.approx(14 / 16)
+
+
+def test_agrees_with_sklearn_on_random_scores():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 500)
+    scores = rng.random(500) + 0.3 * labels
+    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    sklearn_eer = fpr[np.nanargmin(np.abs(fnr - fpr))]
+    assert compute_eer(labels, scores)[0] == pytest.approx(sklearn_eer, abs=0.01)
+
+
+def test_threshold_metrics_hand_computed():
+    labels = [0, 0, 0, 1, 1, 1, 1]
+    scores = [0.2, 0.6, 0.1, 0.9, 0.4, 0.7, 0.8]
+    result = threshold_metrics(labels, scores, 0.5)
+    assert result["confusion_matrix"] == [[2, 1], [1, 3]]
+    assert result["accuracy"] == pytest.approx(5 / 7)
+    assert result["precision"] == pytest.approx(3 / 4)
+    assert result["recall"] == pytest.approx(3 / 4)
+    assert result["f1"] == pytest.approx(3 / 4)
+    assert result["per_class_accuracy"] == {"real": pytest.approx(2 / 3), "fake": pytest.approx(3 / 4)}
+    assert result["balanced_accuracy"] == pytest.approx((2 / 3 + 3 / 4) / 2)
+    assert not result["single_class_predictions"]
+
+
+def test_constant_predictor_is_flagged():
+    summary = summarise([0, 0, 1, 1], [0.3, 0.3, 0.3, 0.3], 0.5)
+    assert summary["at_threshold"]["single_class_predictions"]
+    assert summary["roc_auc"] == 0.5

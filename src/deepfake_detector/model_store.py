@@ -1,0 +1,159 @@
+"""Saving and loading a trained detector together with everything needed to use it.
+
+A model is two files: `<name>.keras` (weights and graph) and `<name>.json` (metadata: feature parameters,
+class names, decision threshold, calibration, training data summary, versions). Prediction, evaluation and the
+web service read the parameters from the metadata, never from defaults, and refuse a model whose metadata is
+missing or disagrees with the network.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from deepfake_detector.io_utils import atomic_path, atomic_write_text
+from deepfake_detector.params import CLASS_NAMES, Params
+
+METADATA_VERSION = 1
+
+
+class ModelError(Exception):
+    """A model file or its metadata cannot be used; str(error) says why in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Detector:
+    """A loaded model with its metadata; `calibrate` maps raw network outputs onto reported probabilities."""
+
+    model: keras.Model
+    metadata: dict
+    params: Params
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+    def calibrate(self, raw_scores: np.ndarray) -> np.ndarray:
+        """Apply the saved calibration (Platt scaling on the logit) or return the scores unchanged."""
+        calibration = self.metadata.get("calibration")
+        raw_scores = np.asarray(raw_scores, dtype=np.float64)
+        if not calibration:
+            return raw_scores
+        return platt_apply(raw_scores, calibration["slope"], calibration["intercept"])
+
+
+def logit(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(clipped / (1 - clipped))
+
+
+def platt_apply(raw_scores: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(slope * logit(raw_scores) + intercept)))
+
+
+def fit_platt(raw_scores: np.ndarray, labels: np.ndarray) -> dict:
+    """Fit p = sigmoid(slope * logit(raw) + intercept) on validation scores (1-D logistic regression)."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = logit(raw_scores).reshape(-1, 1)
+    regression = LogisticRegression(C=1e4).fit(features, np.asarray(labels).astype(int))
+    return {"method": "platt", "slope": float(regression.coef_[0, 0]),
+            "intercept": float(regression.intercept_[0])}
+
+
+def metadata_path(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=Path(__file__).resolve().parent)
+        return result.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def library_versions() -> dict:
+    import librosa
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "librosa": librosa.__version__, "numpy": np.__version__}
+
+
+def save_detector(model: keras.Model, model_path: Path, params: Params, threshold: float, **metadata) -> dict:
+    """Write `<name>.keras` and `<name>.json` atomically; extra keyword arguments go into the metadata."""
+    model_path = Path(model_path)
+    record = {
+        "metadata_version": METADATA_VERSION,
+        "name": model_path.stem,
+        "architecture": model.name,
+        "params": params.to_dict(),
+        "class_names": list(params.class_names),
+        "positive_class": params.class_names[1],
+        "input_shape": list(params.png_shape),
+        "threshold": float(threshold),
+        "parameters": int(model.count_params()),
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        **metadata,
+    }
+    with atomic_path(model_path) as tmp:
+        # Keras insists on the .keras suffix, so save to a sibling name and let atomic_path rename it.
+        keras_tmp = tmp.with_suffix(".keras")
+        model.save(keras_tmp)
+        keras_tmp.replace(tmp)
+    atomic_write_text(metadata_path(model_path), json.dumps(record, indent=2, default=float) + "\n")
+    return record
+
+
+def load_metadata(model_path: Path) -> dict:
+    path = metadata_path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model metadata {path} is missing: a model cannot be used without it")
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelError(f"model metadata {path} is not valid JSON: {error}") from error
+    for key in ("name", "params", "class_names", "threshold", "input_shape"):
+        if key not in metadata:
+            raise ModelError(f"model metadata {path} lacks '{key}'")
+    if tuple(metadata["class_names"]) != CLASS_NAMES:
+        raise ModelError(f"model metadata {path} has classes {metadata['class_names']}, expected {list(CLASS_NAMES)}")
+    return metadata
+
+
+def load_detector(model_path: Path) -> Detector:
+    """Load a model and its metadata, checking that they agree with each other."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model file {model_path} not found")
+    metadata = load_metadata(model_path)
+    try:
+        params = Params.from_dict(metadata["params"])
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"model metadata has invalid params: {error}") from error
+    model = keras.models.load_model(model_path, compile=False)
+    expected = tuple(params.png_shape)
+    if tuple(model.input_shape[1:]) != expected or tuple(metadata["input_shape"]) != expected:
+        raise ModelError(f"model input {model.input_shape[1:]} does not match its metadata {expected}")
+    return Detector(model=model, metadata=metadata, params=params, path=model_path)
+
+
+def latest_model(models_dir: Path) -> Path:
+    """The most recently written model in `models_dir` that has metadata beside it."""
+    candidates = [path for path in Path(models_dir).glob("*.keras") if metadata_path(path).is_file()]
+    if not candidates:
+        raise ModelError(f"no trained model with metadata in {models_dir}/: train one with src/train_cnn.py")
+    return max(candidates, key=lambda path: path.stat().st_mtime)

@@ -1,0 +1,58 @@
+# Quick start:  make demo   (set up, build the demo corpus, render, split, train, report)
+#               make test   (set up, run the test suite; this is what .ci/run calls)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Speech synthesisers for the demo corpus, ffmpeg for m4a/aac decoding and codec augmentation.
+OS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts ffmpeg
+# Headless browser for the web page test.
+BROWSER_PACKAGES := chromium
+DATA ?= data_clean
+SPECS ?= spectrograms
+MODEL ?= baseline
+EPOCHS ?= 10
+PER_CLASS ?= 600
+
+.PHONY: setup os-packages browser demo data spectrograms split train test serve clean-outputs
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed os-packages
+
+# Installs the OS packages when root; otherwise prints the exact line to run.
+os-packages:
+	@bash scripts/install_os_packages.sh $(OS_PACKAGES)
+
+browser:
+	@bash scripts/install_os_packages.sh $(BROWSER_PACKAGES)
+
+data: setup
+	@if [ -z "$$(find $(DATA) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
+		$(PY) scripts/make_demo_data.py --output $(DATA) --per-class $(PER_CLASS); \
+	else echo "$(DATA)/ already holds audio: using it (empty it to rebuild the demo corpus)"; fi
+
+spectrograms: data
+	$(PY) scripts/generate_spectrograms.py --input $(DATA) --output $(SPECS)
+
+split: spectrograms
+	@if [ -f $(DATA)/groups.csv ]; then groups="--groups $(DATA)/groups.csv"; fi; \
+	$(PY) scripts/split_data.py --input $(SPECS) $$groups
+
+train: split
+	$(PY) src/train_cnn.py --data $(SPECS) --model $(MODEL) --epochs $(EPOCHS)
+
+demo: train
+
+test: setup browser
+	@$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+serve: setup
+	$(PY) scripts/serve.py
+
+clean-outputs:
+	rm -rf $(SPECS)/* models/* plots/* reports/*

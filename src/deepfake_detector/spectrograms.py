@@ -1,0 +1,276 @@
+"""Stage 1: render every audio file under a class-folder tree into fixed-size magma mel-spectrogram PNGs.
+
+Layouts: `input/<class>/...` (a class folder may hold `training/validation/testing` sub-folders) or
+`input/<split>/<class>/...` (Fake-or-Real). Class folders map onto real/fake through `params.canonical_class`;
+split folders are recorded in the manifest's `official_split` column. Loose files at the top are ignored.
+
+Outputs in the output folder: `images/<class>/<stem>__<sha256[:10]>__w<NNN>.png`, `manifest.csv` (one row per
+image), `errors.csv` (one row per rejected file) and `params.json`. A rerun reuses a file's images when the
+manifest lists them with the same content hash and feature hash and they all exist, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from deepfake_detector import audio, features
+from deepfake_detector.io_utils import atomic_path, sha256_file
+from deepfake_detector.params import AUDIO_EXTENSIONS, Params, canonical_class
+from deepfake_detector.splits import canonical_split
+
+MANIFEST_COLUMNS = [
+    "png_path", "class", "source_path", "source_sha256", "window_index", "start_s", "end_s",
+    "source_duration_s", "original_sample_rate", "channels", "params_hash", "official_split",
+]
+ERROR_COLUMNS = ["file", "reason"]
+IMAGES_FOLDER = "images"
+# A killed run loses at most this much work: the manifest is rewritten this often while rendering.
+CHECKPOINT_SECONDS = 30.0
+
+
+class SpectrogramError(Exception):
+    """The run cannot start or produced nothing; str(error) is a one-line reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    class_name: str  # 'real' or 'fake'
+    official_split: str  # 'train', 'val', 'test' or '' when the layout has none
+
+
+@dataclasses.dataclass
+class FileOutcome:
+    source: SourceFile
+    rows: list[dict]
+    status: str  # 'rendered', 'reused' or 'failed'
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class RunSummary:
+    rendered: int
+    reused: int
+    failed: int
+    images: int
+    errors: list[tuple[str, str]]
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+
+def discover_sources(input_dir: Path) -> list[SourceFile]:
+    """Every audio file in the class folders of `input_dir`, sorted by path. Raises on unknown folder names."""
+    sources = []
+    for top in _subfolders(input_dir):
+        split = canonical_split(top.name)
+        if split is None:
+            sources += _class_folder_files(top, official_split="")
+        else:
+            for class_folder in _subfolders(top):
+                sources += _class_folder_files(class_folder, official_split=split)
+    return sorted(sources, key=lambda source: str(source.path))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    # Hidden folders (.git, .cache) are never data.
+    return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+
+
+def _class_folder_files(class_folder: Path, official_split: str) -> list[SourceFile]:
+    class_name = canonical_class(class_folder.name)
+    found = []
+    for path in class_folder.rglob("*"):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
+            continue
+        # input/<class>/<split>/... carries its split one level below the class.
+        inner = canonical_split(path.relative_to(class_folder).parts[0]) if path.parent != class_folder else None
+        found.append(SourceFile(path.resolve(), class_name, official_split or inner or ""))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+def png_name(source: SourceFile, sha256: str, window_index: int) -> str:
+    return f"{source.path.stem}__{sha256[:10]}__w{window_index:03d}.png"
+
+
+def render_file(source: SourceFile, output_dir: Path, params: Params, previous_rows: list[dict]) -> FileOutcome:
+    """Render one file's windows (or reuse them when nothing changed); never raises on bad audio."""
+    try:
+        sha256 = sha256_file(source.path)
+    except OSError as error:
+        return FileOutcome(source, [], "failed", f"unreadable: {error.strerror or error}")
+    if _reusable(previous_rows, source, sha256, output_dir, params):
+        return FileOutcome(source, previous_rows, "reused")
+    try:
+        waveform, info = audio.load_audio(source.path, params)
+        images, windows = features.waveform_to_images(waveform, params)  # (n_windows, n_mels, frames, 3)
+    except audio.AudioError as error:
+        return FileOutcome(source, [], "failed", str(error))
+    rows = []
+    for image, window in zip(images, windows):
+        relative_png = Path(IMAGES_FOLDER, source.class_name, png_name(source, sha256, window.index))
+        features.save_png(image, output_dir / relative_png)
+        rows.append({
+            "png_path": relative_png.as_posix(), "class": source.class_name, "source_path": str(source.path),
+            "source_sha256": sha256, "window_index": window.index, "start_s": round(window.start_s, 4),
+            "end_s": round(window.end_s, 4), "source_duration_s": round(info.duration_s, 4),
+            "original_sample_rate": info.original_sample_rate, "channels": info.channels,
+            "params_hash": params.feature_hash(), "official_split": source.official_split,
+        })
+    return FileOutcome(source, rows, "rendered")
+
+
+def _reusable(rows: list[dict], source: SourceFile, sha256: str, output_dir: Path, params: Params) -> bool:
+    if not rows:
+        return False
+    indices = sorted(int(row["window_index"]) for row in rows)
+    return (
+        indices == list(range(len(rows)))
+        and all(row["source_sha256"] == sha256 and row["params_hash"] == params.feature_hash()
+                and row["class"] == source.class_name and row["official_split"] == source.official_split
+                for row in rows)
+        and all((output_dir / row["png_path"]).is_file() for row in rows)
+    )
+
+
+def _render_task(task: tuple) -> FileOutcome:
+    # Top-level so worker processes can unpickle it.
+    return render_file(*task)
+
+
+def _outcomes(tasks: list[tuple], jobs: int):
+    """Yield FileOutcomes as they finish: in-process for one job, else in a process pool."""
+    if jobs <= 1:
+        yield from map(_render_task, tasks)
+        return
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_render_task, task) for task in tasks]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+
+# ---------------------------------------------------------------------------------------------- bookkeeping
+
+def check_params_folder(output_dir: Path, params: Params, force: bool) -> None:
+    """Refuse to mix images rendered with different settings in one folder unless `force`."""
+    saved_path = output_dir / "params.json"
+    if force or not saved_path.is_file():
+        return
+    try:
+        saved = Params.load(saved_path)
+    except ValueError as error:
+        raise SpectrogramError(f"{saved_path} is not a readable params file ({error}); use --force") from error
+    changed = sorted(key for key, value in params.to_dict().items() if saved.to_dict()[key] != value)
+    if changed:
+        raise SpectrogramError(
+            f"{output_dir} holds images made with different settings ({', '.join(changed)}; feature hash "
+            f"{saved.feature_hash()} vs {params.feature_hash()}); use another --output or --force to re-render all"
+        )
+
+
+def read_previous_rows(output_dir: Path) -> dict[str, list[dict]]:
+    """Manifest rows of an earlier run, grouped by source path ({} when there is none)."""
+    manifest_path = output_dir / "manifest.csv"
+    if not manifest_path.is_file():
+        return {}
+    table = pd.read_csv(manifest_path, dtype={"official_split": str, "source_sha256": str, "params_hash": str},
+                        keep_default_na=False)
+    if set(MANIFEST_COLUMNS) - set(table.columns):
+        return {}  # an older or foreign manifest: render everything again
+    grouped: dict[str, list[dict]] = {}
+    for row in table.to_dict("records"):
+        grouped.setdefault(row["source_path"], []).append(row)
+    return grouped
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda row: (row["class"], row["source_path"], int(row["window_index"])))
+
+
+def remove_stale_images(output_dir: Path, rows: list[dict]) -> int:
+    """Delete PNGs no manifest row lists (removed inputs, fewer windows) and temp files of killed runs."""
+    wanted = {output_dir / row["png_path"] for row in rows}
+    removed = 0
+    images_dir = output_dir / IMAGES_FOLDER
+    for path in images_dir.rglob("*") if images_dir.is_dir() else []:
+        if path.is_file() and (path.suffix == ".tmp" or (path.suffix == ".png" and path not in wanted)):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, force: bool = False,
+             progress: bool = True) -> RunSummary:
+    """Render `input_dir` into `output_dir` (see module doc). Raises SpectrogramError when nothing can be done."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise SpectrogramError(f"input folder {input_dir} does not exist")
+    try:
+        sources = discover_sources(input_dir)
+    except ValueError as error:
+        raise SpectrogramError(str(error)) from error
+    if not sources:
+        raise SpectrogramError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in class folders of {input_dir}")
+    check_params_folder(output_dir, params, force)
+    previous = {} if force else read_previous_rows(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    params.save(output_dir / "params.json")
+
+    tasks = [(source, output_dir, params, previous.get(str(source.path), [])) for source in sources]
+    outcomes = _run_with_checkpoints(tasks, jobs, output_dir, previous, progress)
+
+    rows = sort_rows([row for outcome in outcomes for row in outcome.rows])
+    errors = sorted((str(outcome.source.path), outcome.reason) for outcome in outcomes if outcome.status == "failed")
+    write_csv(output_dir / "errors.csv", [dict(zip(ERROR_COLUMNS, error)) for error in errors], ERROR_COLUMNS)
+    if not rows:
+        raise SpectrogramError(f"none of the {len(sources)} files could be rendered; see {output_dir / 'errors.csv'}")
+    write_csv(output_dir / "manifest.csv", rows, MANIFEST_COLUMNS)
+    remove_stale_images(output_dir, rows)
+    status = Counter(outcome.status for outcome in outcomes)
+    return RunSummary(status["rendered"], status["reused"], status["failed"], len(rows), errors)
+
+
+def _run_with_checkpoints(tasks, jobs, output_dir, previous, progress) -> list[FileOutcome]:
+    """Run all tasks; rewrite the manifest every CHECKPOINT_SECONDS (and on interruption) so a kill loses little."""
+    outcomes: list[FileOutcome] = []
+    last_checkpoint = time.monotonic()
+    finished = False
+    try:
+        for outcome in tqdm(_outcomes(tasks, jobs), total=len(tasks), unit="file", disable=not progress,
+                            desc="spectrograms"):
+            outcomes.append(outcome)
+            if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                _write_checkpoint(output_dir, outcomes, previous)
+                last_checkpoint = time.monotonic()
+        finished = True
+    finally:
+        if not finished:
+            _write_checkpoint(output_dir, outcomes, previous)
+    return outcomes
+
+
+def _write_checkpoint(output_dir: Path, outcomes: list[FileOutcome], previous: dict[str, list[dict]]) -> None:
+    # Rows of files not yet revisited stay listed, so they can still be reused after another kill.
+    done = {str(outcome.source.path) for outcome in outcomes}
+    pending = [row for path, rows in previous.items() if path not in done for row in rows]
+    rows = [row for outcome in outcomes for row in outcome.rows] + pending
+    write_csv(output_dir / "manifest.csv", sort_rows(rows), MANIFEST_COLUMNS)
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1

@@ -1,14 +1,157 @@
-"""Scoring: pictures -> calibrated p(fake) per window, and windows -> one verdict per file."""
+"""Scoring: audio -> windows -> calibrated p(fake) per window -> one verdict per file.
+
+`predict_file` and `score_waveform` are what the CLIs and the web service call. Both return the same dict:
+
+    {file, label, p_fake, threshold, model, duration_s, windows: [{start, end, p_fake}], error}
+
+`error` is None on success; for an unusable input it is the one-line reason and `label`/`p_fake` are None. Pictures
+come from `features.waveform_to_images` with the detector's own Params (the code that rendered the training
+PNGs), so a raw clip scores exactly as its PNG does.
+"""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Iterable, Iterator
+
 import numpy as np
+from tqdm import tqdm
+
+from deepfake_detector import audio, features
+from deepfake_detector.model_store import Detector
+from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 
 # How per-window scores become a file's score. "mean" is the default: a file is called fake when its average
-# window is; "max" flags a file when any window is (more sensitive to partly synthetic recordings).
+# window is; "max" flags a file when any window is (more sensitive to partly synthetic recordings); "median"
+# ignores a minority of odd windows. Rules apply to calibrated window probabilities, before the threshold.
 AGGREGATES = {"mean": np.mean, "max": np.max, "median": np.median}
+
+RESULT_KEYS = ("file", "label", "p_fake", "threshold", "model", "duration_s", "windows", "error")
 
 
 def aggregate(window_scores, rule: str = "mean") -> float:
     if rule not in AGGREGATES:
         raise ValueError(f"unknown aggregate '{rule}'; choose one of: {', '.join(AGGREGATES)}")
     return float(AGGREGATES[rule](np.asarray(window_scores, dtype=np.float64)))
+
+
+def inference_params(detector: Detector, hop_s: float | None = None, window_s: float | None = None) -> Params:
+    """The detector's Params, with the window hop optionally changed; a different window length is refused."""
+    params = detector.params
+    if window_s is not None and not np.isclose(window_s, params.window_s):
+        raise ValueError(
+            f"model '{detector.name}' was trained on {params.window_s:g} s windows; "
+            f"--window {window_s:g} would show it a time scale it has never seen"
+        )
+    if hop_s is None:
+        return params
+    if not hop_s > 0:
+        raise ValueError(f"hop must be positive, got {hop_s:g} s")
+    return params.replace(hop_s=float(hop_s))
+
+
+def score_images(detector: Detector, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(n, height, width, 3) uint8 pictures -> (n,) calibrated p(fake)."""
+    # predict_on_batch runs a traced graph: ~25% faster than an eager model(x) call for the baseline on CPU.
+    raw = [
+        np.asarray(detector.model.predict_on_batch(images[start:start + batch_size])).reshape(-1)
+        for start in range(0, len(images), batch_size)
+    ]
+    return detector.calibrate(np.concatenate(raw))
+
+
+def _result(detector: Detector, file, duration_s, windows=(), p_fake=None, error=None) -> dict:
+    label = None if p_fake is None else ("fake" if p_fake >= detector.threshold else "real")
+    return {"file": None if file is None else str(file), "label": label, "p_fake": p_fake,
+            "threshold": detector.threshold, "model": detector.name, "duration_s": duration_s,
+            "windows": list(windows), "error": error}
+
+
+def score_waveform(detector: Detector, waveform: np.ndarray, hop_s: float | None = None,
+                   aggregate_rule: str = "mean", batch_size: int = 32, file=None) -> dict:
+    """Score a mono waveform at detector.params.sample_rate; an unusable one gives a result with `error` set."""
+    params = inference_params(detector, hop_s)
+    duration_s = len(waveform) / params.sample_rate
+    try:
+        audio.check_waveform(waveform, params)
+    except audio.AudioError as error:
+        return _result(detector, file, duration_s, error=str(error))
+    images, windows = features.waveform_to_images(waveform, params)  # (n_windows, n_mels, frames, 3)
+    window_scores = score_images(detector, images, batch_size)
+    spans = [{"start": window.start_s, "end": window.end_s, "p_fake": float(score)}
+             for window, score in zip(windows, window_scores)]
+    return _result(detector, file, duration_s, spans, aggregate(window_scores, aggregate_rule))
+
+
+def load_and_score(detector: Detector, path: Path, hop_s: float | None = None, aggregate_rule: str = "mean",
+                   batch_size: int = 32) -> tuple[dict, np.ndarray | None]:
+    """predict_file's result plus the decoded waveform (None when the file could not be loaded), for plotting."""
+    inference_params(detector, hop_s)  # refuse a bad hop before decoding anything
+    try:
+        waveform, info = audio.load_audio(Path(path), detector.params)
+    except audio.AudioError as error:
+        return _result(detector, path, None, error=str(error)), None
+    return score_waveform(detector, waveform, hop_s, aggregate_rule, batch_size, file=path), waveform
+
+
+def predict_file(detector: Detector, path: Path, hop_s: float | None = None, aggregate_rule: str = "mean",
+                 batch_size: int = 32) -> dict:
+    """Decode, validate and score one audio file; never raises for a bad file (see `error`)."""
+    return load_and_score(detector, path, hop_s, aggregate_rule, batch_size)[0]
+
+
+def predict_files(detector: Detector, paths: Iterable[Path], hop_s: float | None = None,
+                  aggregate_rule: str = "mean", batch_size: int = 32,
+                  progress: bool = True) -> Iterator[tuple[dict, np.ndarray | None]]:
+    """load_and_score over many files with a progress bar (shown on terminals only)."""
+    paths = list(paths)
+    for path in tqdm(paths, desc="scoring", unit="file", disable=None if progress and len(paths) > 1 else True):
+        yield load_and_score(detector, path, hop_s, aggregate_rule, batch_size)
+
+
+def find_audio_files(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, plus every file with an audio extension under the given folders (recursive, sorted)."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            found.append(path)
+    return found
+
+
+def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: Path) -> None:
+    """Whole-file magma spectrogram on top, window p(fake) over time below, windows over threshold shaded."""
+    # A Figure on the Agg canvas, like reports.py: no pyplot, so no global backend state in the web service.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from deepfake_detector.io_utils import atomic_path
+
+    duration_s = len(waveform) / params.sample_rate
+    # The same mel/dB/magma recipe as the model's input, over the whole file instead of one window.
+    picture = features.colourise(features.mel_normalised(waveform, params))  # (n_mels, frames, 3)
+    figure = Figure(figsize=(10, 5))
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    top.imshow(picture, aspect="auto", extent=(0.0, duration_s, 0, params.n_mels), interpolation="nearest")
+    top.set_ylabel("mel band")
+    top.set_title(f"{Path(result['file'] or 'waveform').name}: {result['label']} "
+                  f"(p_fake {result['p_fake']:.3f}, threshold {result['threshold']:.3f}, model {result['model']})")
+    windows = result["windows"]
+    centres = [(window["start"] + window["end"]) / 2 for window in windows]
+    scores = [window["p_fake"] for window in windows]
+    bottom.hlines(scores, [w["start"] for w in windows], [w["end"] for w in windows], colors="tab:blue", alpha=0.4)
+    bottom.plot(centres, scores, "o-", color="tab:blue", label="window p_fake")
+    bottom.axhline(result["threshold"], color="tab:red", linestyle="--", label="threshold")
+    for window in windows:
+        if window["p_fake"] >= result["threshold"]:
+            for axis in (top, bottom):
+                axis.axvspan(window["start"], window["end"], color="tab:red", alpha=0.15, linewidth=0)
+    bottom.set_ylim(0.0, 1.0)
+    bottom.set_xlim(0.0, duration_s)
+    bottom.set_xlabel("time (s)")
+    bottom.set_ylabel("p(fake)")
+    bottom.legend(loc="upper right", fontsize="small")
+    figure.tight_layout()
+    with atomic_path(Path(out_png)) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)

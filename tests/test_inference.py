@@ -1,0 +1,123 @@
+"""Scoring files and waveforms: window layout, aggregation, bad inputs, and raw audio == rendered PNG."""
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import write_tone
+from deepfake_detector import features, inference, model_store
+from deepfake_detector.inference import RESULT_KEYS
+from tiny_detector import TINY_PARAMS, save_tiny_detector
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    return model_store.load_detector(save_tiny_detector(tmp_path_factory.mktemp("model")))
+
+
+def window_spans(result):
+    return [(round(w["start"], 4), round(w["end"], 4)) for w in result["windows"]]
+
+
+def test_clip_shorter_than_a_window_gives_one_window_over_the_clip(detector, tmp_path):
+    result = inference.predict_file(detector, write_tone(tmp_path / "short.wav", 0.7))
+    assert set(result) == set(RESULT_KEYS)
+    assert result["error"] is None
+    assert window_spans(result) == [(0.0, 0.7)]
+    assert result["duration_s"] == pytest.approx(0.7)
+    assert 0.0 <= result["p_fake"] <= 1.0
+    assert result["label"] == ("fake" if result["p_fake"] >= 0.5 else "real")
+    assert result["model"] == "tiny" and result["threshold"] == 0.5
+
+
+def test_clip_of_exactly_one_window(detector, tmp_path):
+    result = inference.predict_file(detector, write_tone(tmp_path / "one.wav", TINY_PARAMS.window_s))
+    assert window_spans(result) == [(0.0, 1.0)]
+    assert result["p_fake"] == pytest.approx(result["windows"][0]["p_fake"])
+
+
+def test_many_windows_cover_the_tail_and_follow_the_hop(detector, tmp_path):
+    clip = write_tone(tmp_path / "long.wav", 3.3, noise=0.05)
+    default = inference.predict_file(detector, clip)
+    assert window_spans(default) == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (2.3, 3.3)]
+    half_hop = inference.predict_file(detector, clip, hop_s=0.5)
+    assert [start for start, _ in window_spans(half_hop)] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.3]
+    window_scores = [w["p_fake"] for w in default["windows"]]
+    assert default["p_fake"] == pytest.approx(np.mean(window_scores))
+    for rule in ("max", "median"):
+        result = inference.predict_file(detector, clip, aggregate_rule=rule)
+        assert result["p_fake"] == pytest.approx(inference.aggregate(window_scores, rule))
+
+
+def test_label_follows_the_stored_threshold(tmp_path):
+    clip = write_tone(tmp_path / "clip.wav", 1.0)
+    for threshold, label in ((0.0, "fake"), (1.01, "real")):
+        detector = model_store.load_detector(save_tiny_detector(tmp_path / str(threshold), threshold=threshold))
+        assert inference.predict_file(detector, clip)["label"] == label
+
+
+def test_calibration_is_applied_to_window_scores(detector, tmp_path):
+    calibration = {"method": "platt", "slope": 2.0, "intercept": -0.5}
+    calibrated = model_store.load_detector(save_tiny_detector(tmp_path, calibration=calibration))
+    clip = write_tone(tmp_path / "clip.wav", 1.0)
+    raw = inference.predict_file(detector, clip)["p_fake"]  # same seeded weights, no calibration
+    expected = model_store.platt_apply(np.array([raw]), 2.0, -0.5)[0]
+    assert inference.predict_file(calibrated, clip)["p_fake"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_bad_files_get_errors_while_good_files_in_the_same_call_succeed(detector, tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("this is not audio\n" * 20)
+    soundfile.write(str(tmp_path / "silent.wav"), np.zeros(16000, dtype=np.float32), 16000)
+    write_tone(tmp_path / "tiny.wav", 0.2)
+    good = write_tone(tmp_path / "good.wav", 1.5)
+    names = ["empty.wav", "text.wav", "silent.wav", "tiny.wav", "missing.wav", "good.wav"]
+    results = [result for result, _ in inference.predict_files(detector, [tmp_path / n for n in names])]
+    errors = {name: result["error"] for name, result in zip(names, results)}
+    assert "empty" in errors["empty.wav"]
+    assert "not a readable audio file" in errors["text.wav"] or "ffmpeg" in errors["text.wav"]
+    assert "silent" in errors["silent.wav"]
+    assert "too short" in errors["tiny.wav"]
+    assert "not found" in errors["missing.wav"]
+    assert errors["good.wav"] is None and results[-1]["label"] in ("real", "fake")
+    for result in results[:-1]:
+        assert set(result) == set(RESULT_KEYS)
+        assert result["label"] is None and result["p_fake"] is None and result["windows"] == []
+
+
+def test_score_waveform_rejects_silence_without_raising(detector):
+    result = inference.score_waveform(detector, np.zeros(TINY_PARAMS.sample_rate, dtype=np.float32))
+    assert result["error"].startswith("silent") and result["label"] is None and result["file"] is None
+
+
+def test_raw_clip_scores_exactly_like_its_rendered_png(detector, tmp_path):
+    clip = write_tone(tmp_path / "clip.wav", 1.0, frequency=700.0, noise=0.1, seed=3)
+    waveform, _ = inference.audio.load_audio(clip, detector.params)
+    images, _ = features.waveform_to_images(waveform, detector.params)
+    features.save_png(images[0], tmp_path / "clip.png")
+    picture = features.load_png(tmp_path / "clip.png")[None]  # (1, n_mels, frames, 3)
+    png_score = detector.calibrate(np.asarray(detector.model.predict_on_batch(picture)).ravel())[0]
+    assert inference.predict_file(detector, clip)["p_fake"] == pytest.approx(png_score, abs=1e-6)
+
+
+def test_a_different_window_is_refused_and_hop_must_be_positive(detector):
+    with pytest.raises(ValueError, match="trained on 1 s windows"):
+        inference.inference_params(detector, window_s=4.0)
+    assert inference.inference_params(detector, hop_s=0.25, window_s=1.0).hop_s == 0.25
+    with pytest.raises(ValueError, match="positive"):
+        inference.inference_params(detector, hop_s=0.0)
+
+
+def test_find_audio_files_searches_folders_recursively(tmp_path):
+    inner = write_tone(tmp_path / "data" / "a" / "b" / "x.flac", 0.6)
+    outer = write_tone(tmp_path / "data" / "y.wav", 0.6)
+    (tmp_path / "data" / "notes.txt").write_text("not audio")
+    explicit = tmp_path / "given.txt"
+    assert inference.find_audio_files([tmp_path / "data", explicit]) == [inner, outer, explicit]
+
+
+def test_plot_timeline_writes_a_png(detector, tmp_path):
+    clip = write_tone(tmp_path / "clip.wav", 2.5, noise=0.05)
+    result, waveform = inference.load_and_score(detector, clip)
+    inference.plot_timeline(result, waveform, detector.params, tmp_path / "plots" / "clip.png")
+    height, width, _ = features.load_png(tmp_path / "plots" / "clip.png").shape
+    assert width > 500 and height > 300

@@ -316,6 +316,7 @@ def count_table(table: pd.DataFrame) -> str:
 def split_folder(spectrogram_dir: Path, ratios=(0.8, 0.1, 0.1), seed: int = 42, groups_csv: Path | None = None,
                  copy: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Read <dir>/manifest.csv, split it, write <dir>/splits.csv and the split folders. Raises SplitError."""
+    _check_ratios(ratios)
     spectrogram_dir = Path(spectrogram_dir)
     manifest_path = spectrogram_dir / "manifest.csv"
     if not manifest_path.is_file():

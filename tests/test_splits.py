@@ -1,0 +1,161 @@
+"""Stage 2: grouped, stratified, seeded splits of source files, the leak check and the split folders."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import PROJECT_ROOT
+from deepfake_detector.splits import SPLITS_COLUMNS, SplitError, check_no_leak, make_splits, split_folder
+
+SCRIPT = PROJECT_ROOT / "scripts" / "split_data.py"
+
+
+def manifest_rows(class_name: str, count: int, windows: int = 2, official: str = "", prefix: str = "") -> list:
+    """Manifest rows for `count` distinct source files of one class with `windows` images each."""
+    rows = []
+    for index in range(count):
+        stem = f"{prefix}{class_name}{index:03d}"
+        for window in range(windows):
+            rows.append({
+                "png_path": f"images/{class_name}/{stem}__w{window:03d}.png", "class": class_name,
+                "source_path": f"/data/{class_name}/{stem}.wav", "source_sha256": f"sha-{stem}",
+                "window_index": window, "official_split": official,
+            })
+    return rows
+
+
+def manifest(n_real: int = 30, n_fake: int = 40, **options) -> pd.DataFrame:
+    return pd.DataFrame(manifest_rows("real", n_real, **options) + manifest_rows("fake", n_fake, **options))
+
+
+def split_of(table: pd.DataFrame) -> dict:
+    return table.drop_duplicates("source_path").set_index("source_path")["split"].to_dict()
+
+
+def test_same_seed_same_splits_other_seed_different():
+    first, _ = make_splits(manifest(), seed=7)
+    again, _ = make_splits(manifest().sample(frac=1.0, random_state=3), seed=7)  # row order must not matter
+    other, _ = make_splits(manifest(), seed=8)
+    assert first.equals(again)
+    assert not first.equals(other)
+    assert list(first.columns) == SPLITS_COLUMNS
+
+
+def test_stratified_with_ratios_and_every_class_in_every_split():
+    table, warnings = make_splits(manifest(n_real=30, n_fake=40), ratios=(0.8, 0.1, 0.1))
+    files = table.drop_duplicates("source_path")
+    counts = files.groupby(["split", "class"]).size()
+    assert warnings == []
+    assert counts["train", "real"] == 24 and counts["val", "real"] == 3 and counts["test", "real"] == 3
+    assert counts["train", "fake"] == 32 and counts["val", "fake"] == 4 and counts["test", "fake"] == 4
+    # Every image of a file follows its file.
+    assert (table.groupby("source_path")["split"].nunique() == 1).all()
+
+
+def test_tiny_class_still_reaches_every_split():
+    table, warnings = make_splits(manifest(n_real=3, n_fake=50))
+    assert warnings == []
+    assert set(table[table["class"] == "real"]["split"]) == {"train", "val", "test"}
+
+
+def test_too_few_groups_warn():
+    _, warnings = make_splits(manifest(n_real=2, n_fake=20))
+    assert any("no real" in warning for warning in warnings)
+
+
+def test_duplicate_content_and_user_groups_stay_together():
+    rows = manifest(n_real=20, n_fake=20, windows=1)
+    # Same content under two names in different folders.
+    rows.loc[rows["source_path"] == "/data/real/real001.wav", "source_sha256"] = "sha-real000"
+    speakers = pd.DataFrame({
+        "path": ["real/real005.wav", "real/real006.wav", "/data/fake/fake007.wav", "fake/missing.wav"],
+        "group": ["spk1", "spk1", "spk1", "spk2"],
+    })
+    table, warnings = make_splits(rows, seed=5, groups_table=speakers)
+    splits = split_of(table)
+    assert splits["/data/real/real000.wav"] == splits["/data/real/real001.wav"]
+    assert splits["/data/real/real005.wav"] == splits["/data/real/real006.wav"] == splits["/data/fake/fake007.wav"]
+    assert table.set_index("source_path").loc["/data/fake/fake007.wav", "group"] == "spk1"
+    assert any("both classes" in warning for warning in warnings)  # spk1 holds real and fake files
+    assert any("match no rendered source" in warning for warning in warnings)
+    check_no_leak(table)
+
+
+def test_many_seeds_never_leak():
+    rows = manifest(n_real=25, n_fake=25, windows=1)
+    rows["source_sha256"] = [f"sha-{index // 3}" for index in range(len(rows))]  # chains of duplicates
+    for seed in range(10):
+        table, _ = make_splits(rows, seed=seed)
+        for column in ("source_path", "source_sha256", "group"):
+            assert (table.groupby(column)["split"].nunique() == 1).all()
+
+
+def test_leak_check_refuses_crossing():
+    table = pd.DataFrame({
+        "png_path": ["a.png", "b.png"], "class": ["real", "real"], "split": ["train", "test"],
+        "source_path": ["/a.wav", "/b.wav"], "source_sha256": ["same", "same"], "group": ["g1", "g2"],
+    })
+    with pytest.raises(SplitError, match="content hash"):
+        check_no_leak(table)
+
+
+def test_official_split_is_honoured():
+    rows = pd.DataFrame(
+        manifest_rows("real", 4, official="train", prefix="t") + manifest_rows("fake", 4, official="train", prefix="t")
+        + manifest_rows("real", 2, official="val", prefix="v") + manifest_rows("fake", 3, official="test", prefix="s")
+    )
+    for seed in (1, 2):
+        table, _ = make_splits(rows, seed=seed)
+        assert (table["split"] == rows.set_index("png_path").loc[table["png_path"], "official_split"].values).all()
+
+
+def write_spectrogram_folder(root: Path, n_per_class: int = 10) -> None:
+    rows = manifest(n_real=n_per_class, n_fake=n_per_class)
+    for png_path in rows["png_path"]:
+        (root / png_path).parent.mkdir(parents=True, exist_ok=True)
+        (root / png_path).write_bytes(png_path.encode())  # stand-in for image bytes
+    rows.to_csv(root / "manifest.csv", index=False)
+
+
+def test_split_folder_materialises_links_and_removes_stale(tmp_path):
+    write_spectrogram_folder(tmp_path)
+    stale = tmp_path / "train" / "real" / "old__w000.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an earlier run")
+
+    table, _ = split_folder(tmp_path, seed=1)
+    assert pd.read_csv(tmp_path / "splits.csv").equals(table)
+    assert not stale.exists()
+    for png_path, split, class_name in zip(table["png_path"], table["split"], table["class"]):
+        placed = tmp_path / split / class_name / Path(png_path).name
+        assert placed.samefile(tmp_path / png_path)  # a hard link, not a copy
+    linked = {path.name for path in tmp_path.glob("*/*/*.png") if path.parts[-3] != "images"}
+    assert linked == {Path(path).name for path in table["png_path"]}
+
+    # A rerun with another seed moves files: nothing may remain in its old split folder.
+    table, _ = split_folder(tmp_path, seed=2, copy=True)
+    for split, class_name in {(s, c) for s, c in zip(table["split"], table["class"])}:
+        present = {path.name for path in (tmp_path / split / class_name).iterdir()}
+        wanted = table[(table["split"] == split) & (table["class"] == class_name)]["png_path"]
+        assert present == {Path(path).name for path in wanted}
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, check=False)
+
+
+def test_cli_help_missing_input_and_table(tmp_path):
+    assert run_cli("--help").returncode == 0
+    missing = run_cli("--input", tmp_path / "nowhere")
+    assert missing.returncode != 0 and missing.stderr.strip().count("\n") == 0
+    assert missing.stderr.startswith("error:")
+    bad_ratios = run_cli("--input", tmp_path, "--ratios", "0.5", "0.5", "0.5")
+    assert bad_ratios.returncode != 0 and bad_ratios.stderr.strip().count("\n") == 0
+
+    write_spectrogram_folder(tmp_path)
+    result = run_cli("--input", tmp_path, "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "total" in result.stdout and "20" in result.stdout

@@ -121,3 +121,9 @@ def test_plot_timeline_writes_a_png(detector, tmp_path):
     inference.plot_timeline(result, waveform, detector.params, tmp_path / "plots" / "clip.png")
     height, width, _ = features.load_png(tmp_path / "plots" / "clip.png").shape
     assert width > 500 and height > 300
+
+
+def test_flagged_spans_merge_overlapping_windows_over_threshold():
+    windows = [{"start": 0.0, "end": 1.0, "p_fake": 0.9}, {"start": 0.5, "end": 1.5, "p_fake": 0.7},
+               {"start": 1.0, "end": 2.0, "p_fake": 0.1}, {"start": 2.0, "end": 3.0, "p_fake": 0.6}]
+    assert inference.flagged_spans(windows, 0.6) == [(0.0, 1.5), (2.0, 3.0)]

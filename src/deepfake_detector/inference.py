@@ -119,6 +119,19 @@ def find_audio_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def flagged_spans(windows: list[dict], threshold: float) -> list[tuple[float, float]]:
+    """Time spans covered by windows scored >= threshold, overlapping windows merged into one span."""
+    spans = []
+    for window in sorted(windows, key=lambda window: window["start"]):
+        if window["p_fake"] < threshold:
+            continue
+        if spans and window["start"] <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], window["end"]))
+        else:
+            spans.append((window["start"], window["end"]))
+    return spans
+
+
 def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: Path) -> None:
     """Whole-file magma spectrogram on top, window p(fake) over time below, windows over threshold shaded."""
     # A Figure on the Agg canvas, like reports.py: no pyplot, so no global backend state in the web service.
@@ -143,10 +156,10 @@ def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: P
     bottom.hlines(scores, [w["start"] for w in windows], [w["end"] for w in windows], colors="tab:blue", alpha=0.4)
     bottom.plot(centres, scores, "o-", color="tab:blue", label="window p_fake")
     bottom.axhline(result["threshold"], color="tab:red", linestyle="--", label="threshold")
-    for window in windows:
-        if window["p_fake"] >= result["threshold"]:
-            for axis in (top, bottom):
-                axis.axvspan(window["start"], window["end"], color="tab:red", alpha=0.15, linewidth=0)
+    for start, end in flagged_spans(windows, result["threshold"]):
+        bottom.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)
+        # A strip along the top edge keeps the spectrogram itself unobscured.
+        top.axvspan(start, end, ymin=0.94, color="tab:red", alpha=0.9, linewidth=0)
     bottom.set_ylim(0.0, 1.0)
     bottom.set_xlim(0.0, duration_s)
     bottom.set_xlabel("time (s)")

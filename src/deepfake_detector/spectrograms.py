@@ -146,12 +146,19 @@ def _render_task(task: tuple) -> FileOutcome:
     return render_file(*task)
 
 
+def _one_thread_per_worker() -> None:
+    # The workers already use every core; BLAS threads inside each would only fight over them.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def _outcomes(tasks: list[tuple], jobs: int):
     """Yield FileOutcomes as they finish: in-process for one job, else in a process pool."""
     if jobs <= 1:
         yield from map(_render_task, tasks)
         return
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_worker) as pool:
         futures = [pool.submit(_render_task, task) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()

@@ -159,3 +159,10 @@ def test_cli_help_missing_input_and_table(tmp_path):
     result = run_cli("--input", tmp_path, "--seed", "3")
     assert result.returncode == 0, result.stderr
     assert "total" in result.stdout and "20" in result.stdout
+
+
+def test_zero_ratio_split_stays_empty():
+    rows = manifest(n_real=7, n_fake=9, windows=1)
+    rows.loc[rows.index[:4], "source_sha256"] = "one big duplicate group"
+    table, warnings = make_splits(rows, ratios=(0.9, 0.1, 0.0))
+    assert "test" not in set(table["split"]) and warnings == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -168,11 +167,12 @@ def assign_groups(groups: list[Group], ratios: tuple[float, float, float], seed:
     order = np.random.default_rng(seed).permutation(len(free))
     free = sorted((free[index] for index in order), key=lambda group: -sum(group.class_counts.values()))
 
+    open_splits = [split for split, ratio in zip(SPLIT_NAMES, ratios) if ratio > 0]
     for group in _seed_each_split(free, ratios, assignment, filled):
         def deficit(split):
             return sum(count * (targets[split][name] - filled[split][name])
                        for name, count in group.class_counts.items())
-        best = max(SPLIT_NAMES, key=deficit)  # max keeps the first split on ties
+        best = max(open_splits, key=deficit)  # max keeps the first split on ties
         assignment[group.name] = best
         filled[best].update(group.class_counts)
     return assignment
@@ -220,7 +220,7 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
                 groups_table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Manifest rows (one per image) -> (splits table with SPLITS_COLUMNS, warnings)."""
     _check_ratios(ratios)
-    manifest = manifest.fillna({"official_split": ""})
+    manifest = manifest.assign(official_split=manifest["official_split"].fillna("").map(_known_split))
     files = manifest.drop_duplicates("source_path")[["source_path", "class", "source_sha256", "official_split"]]
     warnings = []
     user_labels: dict[str, set[str]] = {}
@@ -243,6 +243,14 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
     table = table[SPLITS_COLUMNS].reset_index(drop=True)
     check_no_leak(table)
     return table, warnings + missing_class_warnings(table, ratios)
+
+
+def _known_split(name: str) -> str:
+    if not name:
+        return ""
+    if canonical_split(name) is None:
+        raise SplitError(f"manifest official_split '{name}' is not one of {', '.join(SPLIT_SYNONYMS)}")
+    return canonical_split(name)
 
 
 def _split_order(column: pd.Series) -> pd.Series:
@@ -295,8 +303,7 @@ def _place(source: Path, target: Path, method: str) -> str:
                 tmp.unlink()
                 os.link(source, tmp)
                 return method
-            except OSError as error:
-                print(f"warning: hard links failed ({error.strerror}); copying instead", file=sys.stderr)
+            except OSError:  # another file system, or one without hard links
                 method = "copy"
         shutil.copyfile(source, tmp)
     return method

@@ -37,8 +37,48 @@ def build_baseline(params: Params) -> keras.Model:
     return keras.Model(pictures, p_fake, name="baseline")
 
 
+# Compact model: (filters, stride) of each residual block, after a 24-filter stem and a 2x2 max-pool.
+_COMPACT_BLOCKS = ((32, 2), (48, 2), (64, 2), (96, 1))
+
+
+def _residual_block(hidden, filters: int, stride: int, dropout: float):
+    """Two 3x3 conv + BatchNorm, ReLU between; a 1x1 projection on the shortcut when the shape changes."""
+    shortcut = hidden
+    hidden = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(hidden)
+    hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+    hidden = layers.Conv2D(filters, 3, padding="same", use_bias=False)(hidden)
+    hidden = layers.BatchNormalization()(hidden)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False)(shortcut)
+        shortcut = layers.BatchNormalization()(shortcut)
+    hidden = layers.ReLU()(layers.Add()([hidden, shortcut]))
+    return layers.SpatialDropout2D(dropout)(hidden)
+
+
+def build_compact(params: Params) -> keras.Model:
+    """A small residual CNN (~0.2M params) that reads the picture at its native size (128 x 173 by default).
+
+    No Resizing: every pixel is one mel band x one frame, so nothing is interpolated (params.image_height and
+    image_width are not used). The stem's 3x3 conv reads the three magma channels directly, which lets it learn
+    the colour-to-level mapping. Global average pooling makes the score a clip-level statistic of the features
+    rather than a function of where in the picture they sit.
+    """
+    pictures = _picture_input(params)
+    hidden = layers.Rescaling(1.0 / 255.0)(pictures)  # (batch, n_mels, frames, 3) in [0, 1]
+    hidden = layers.Conv2D(24, 3, padding="same", use_bias=False)(hidden)
+    hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+    hidden = layers.MaxPooling2D()(hidden)  # (batch, 64, 86, 24)
+    for filters, stride in _COMPACT_BLOCKS:
+        hidden = _residual_block(hidden, filters, stride, dropout=0.1)  # ends at (batch, 8, 11, 96)
+    hidden = layers.GlobalAveragePooling2D()(hidden)  # (batch, 96)
+    hidden = layers.Dropout(0.3)(hidden)
+    p_fake = layers.Dense(1, activation="sigmoid", name="p_fake")(hidden)
+    return keras.Model(pictures, p_fake, name="compact")
+
+
 MODELS: dict[str, Callable[[Params], keras.Model]] = {
     "baseline": build_baseline,
+    "compact": build_compact,
 }
 
 

@@ -1,0 +1,58 @@
+"""Every registry model maps uint8 pictures to p(fake) in [0, 1]; the compact model is small and trains."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_detector import model_store, models
+from deepfake_detector.params import Params
+
+SCRIPT = Path(__file__).resolve().parent / "mirrored_fit_script.py"
+
+
+def random_pictures(params: Params, n: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(n, *params.png_shape), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_model_scores_uint8_pictures_in_unit_interval(name):
+    params = Params()
+    model = models.build_model(name, params)
+    scores = model.predict(random_pictures(params), verbose=0)
+    assert scores.shape == (3, 1) and np.all((scores >= 0) & (scores <= 1))
+    assert tuple(model.input_shape[1:]) == params.png_shape
+
+
+def test_compact_has_under_a_tenth_of_the_baseline_parameters():
+    params = Params()
+    baseline, compact = models.build_baseline(params), models.build_compact(params)
+    assert compact.count_params() * 10 < baseline.count_params()
+
+
+def test_compact_survives_the_model_store_round_trip(tmp_path):
+    params = Params(window_s=1.0, hop_s=1.0)
+    model = models.build_compact(params)
+    model_path = tmp_path / "compact.keras"
+    model_store.save_detector(model, model_path, params, threshold=0.5)
+    detector = model_store.load_detector(model_path)
+    pictures = random_pictures(params)
+    np.testing.assert_allclose(detector.model.predict(pictures, verbose=0), model.predict(pictures, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_model_name_is_refused():
+    with pytest.raises(ValueError, match="compact"):
+        models.build_model("resnet9000", Params())
+
+
+@pytest.mark.slow
+def test_compact_trains_under_mirrored_strategy_on_two_logical_cpus():
+    # Logical devices must be set before TensorFlow initialises, so the fit runs in a fresh interpreter.
+    result = subprocess.run([sys.executable, str(SCRIPT), "compact"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["losses"][-1] < 0.5 * report["losses"][0]

@@ -1,0 +1,112 @@
+"""Evaluation: labelled folders and manifests, the report folder, hand-checked metrics and per-group breakdown."""
+import importlib.util
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PROJECT_ROOT, write_tone
+from deepfake_detector import evaluation
+from tiny_detector import save_tiny_detector
+
+spec = importlib.util.spec_from_file_location("evaluate_script", PROJECT_ROOT / "scripts" / "evaluate.py")
+evaluate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(evaluate)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return save_tiny_detector(tmp_path_factory.mktemp("model"))
+
+
+def make_labelled_folder(root, real="bonafide", fake="spoof"):
+    for index in range(3):
+        write_tone(root / real / f"speaker{index}" / f"tone{index}.wav", 0.8 + 0.4 * index,
+                   frequency=200.0 + 100 * index)
+        write_tone(root / fake / f"noise{index}.flac", 1.2, amplitude=0.05, noise=0.2, seed=index)
+    return root
+
+
+def stub_scores():
+    # Hand-worked: real 0.1 0.3 0.6, fake 0.2 0.7 0.9 0.8; one unreadable file that must not count.
+    return pd.DataFrame({
+        "file": ["r1", "r2", "r3", "f1", "f2", "f3", "f4", "bad"],
+        "label": ["real", "real", "real", "fake", "fake", "fake", "fake", "fake"],
+        "p_fake": [0.1, 0.3, 0.6, 0.2, 0.7, 0.9, 0.8, np.nan],
+        "error": ["", "", "", "", "", "", "", "silent: peak level below 0.0001"],
+        "speaker_or_system": ["A", "B", "B", "B", "B", "A", "C", "C"],
+    })
+
+
+def test_metrics_and_breakdown_match_hand_computed_values(tmp_path):
+    summary = evaluation.write_evaluation(stub_scores(), 0.5, tmp_path, "stub")
+    # At 0.5: real 0.6 is a false alarm, fake 0.2 a miss -> 5 of 7 right.
+    assert summary["at_threshold"]["accuracy"] == pytest.approx(5 / 7)
+    assert summary["at_threshold"]["confusion_matrix"] == [[2, 1], [1, 3]]
+    # Closest miss/false-alarm rates at threshold 0.6: 1/4 fakes missed, 1/3 reals flagged -> EER 7/24.
+    assert summary["eer"] == pytest.approx(7 / 24) and summary["eer_threshold"] == pytest.approx(0.6)
+    # Fake-above-real pairs: 0.2 beats 0.1; 0.7, 0.8 and 0.9 beat all three reals -> 10 of 12.
+    assert summary["roc_auc"] == pytest.approx(10 / 12)
+    assert summary["n"] == 7 and summary["n_failed"] == 1
+    assert summary["failed_files"] == [{"file": "bad", "error": "silent: peak level below 0.0001"}]
+    assert json.loads((tmp_path / "metrics.json").read_text())["eer"] == pytest.approx(7 / 24)
+    assert pd.read_csv(tmp_path / "scores.csv")["file"].tolist() == stub_scores()["file"].tolist()
+
+
+def test_group_breakdown_gives_eer_only_where_both_classes_exist():
+    scored = stub_scores().iloc[:7]
+    breakdown = evaluation.group_breakdown(scored, 0.5).set_index("value")
+    assert breakdown.loc["A", ["n", "accuracy", "eer", "roc_auc"]].tolist() == [2, 1.0, 0.0, 1.0]
+    # B: real 0.3 0.6, fake 0.2 0.7 -> half right at 0.5; EER 1/2 at 0.6; AUC: 0.7 beats both reals -> 2/4.
+    assert breakdown.loc["B", ["n", "accuracy", "eer", "roc_auc"]].tolist() == [4, 0.5, 0.5, 0.5]
+    assert breakdown.loc["C", "accuracy"] == 1.0 and np.isnan(breakdown.loc["C", "eer"])
+
+
+def test_evaluate_a_labelled_folder_writes_the_report(model_path, tmp_path, capsys):
+    data = make_labelled_folder(tmp_path / "data")
+    (data / "spoof" / "broken.wav").write_text("not audio")
+    out = tmp_path / "report"
+    assert evaluate.main([str(data), "--model", str(model_path), "--out", str(out)]) == 0
+    assert {"metrics.json", "report.md", "scores.csv", "breakdown.csv", "roc.png"} <= {p.name for p in out.iterdir()}
+    scores = pd.read_csv(out / "scores.csv", keep_default_na=False)
+    assert scores.columns.tolist()[:4] == ["file", "label", "p_fake", "error"]
+    assert sorted(scores["label"]) == ["fake"] * 4 + ["real"] * 3
+    assert "bonafide/speaker0/tone0.wav" in set(scores["file"])
+    assert scores.set_index("file").loc["spoof/broken.wav", "error"] != ""
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 6 and metrics["n_failed"] == 1 and metrics["model"] == "tiny"
+    assert "spoof/broken.wav" in (out / "report.md").read_text()
+    assert "6 files scored, 1 failed" in capsys.readouterr().out
+
+
+def test_evaluate_a_manifest_split_with_group_columns(model_path, tmp_path):
+    data = make_labelled_folder(tmp_path / "corpus", real="real", fake="fake")
+    files = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.suffix in (".wav", ".flac"))
+    pd.DataFrame({"path": files, "label": [f.split("/")[0] for f in files],
+                  "split": ["testing", "training"] * 3, "speaker_or_system": ["x", "y", "x", "y", "x", "y"],
+                  }).to_csv(data / "manifest.csv", index=False)
+    out = tmp_path / "report"
+    assert evaluate.main([str(data / "manifest.csv"), "--model", str(model_path), "--split", "test",
+                          "--out", str(out)]) == 0
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == 3 and set(scores["split"]) == {"testing"}
+    assert set(pd.read_csv(out / "breakdown.csv")["value"]) == {"x"}
+
+
+def test_default_report_folder_is_named_after_model_data_and_split():
+    assert evaluate.data_name(PROJECT_ROOT / "x" / "for-norm-mini" / "manifest.csv") == "for-norm-mini"
+    assert evaluate.data_name(PROJECT_ROOT / "x" / "crossdomain") == "crossdomain"
+
+
+def test_unknown_class_folder_gives_status_two(model_path, tmp_path, capsys):
+    write_tone(tmp_path / "data" / "maybe" / "a.wav", 1.0)
+    assert evaluate.main([str(tmp_path / "data"), "--model", str(model_path), "--out", str(tmp_path / "r")]) == 2
+    assert "cannot tell whether class folder 'maybe'" in capsys.readouterr().err
+
+
+def test_nothing_scorable_gives_status_one(model_path, tmp_path, capsys):
+    (tmp_path / "data" / "real").mkdir(parents=True)
+    (tmp_path / "data" / "real" / "a.wav").write_bytes(b"")
+    assert evaluate.main([str(tmp_path / "data"), "--model", str(model_path), "--out", str(tmp_path / "r")]) == 1
+    assert "none of the 1 files could be scored" in capsys.readouterr().err

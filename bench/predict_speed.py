@@ -2,7 +2,8 @@
 
 Prints model load time separately, then the end-to-end time of `inference.predict_file` (decode, features,
 network, aggregation) as x real time = audio seconds / wall seconds. The first call includes graph tracing and
-is reported on its own; the figure to quote is the median of the following repeats.
+is reported on its own; the figure to quote is the median of the following repeats (the best one is printed too,
+as it is the least disturbed by other processes on a shared machine).
 
     python bench/predict_speed.py [--model models/<name>.keras] [--seconds 60] [--repeats 5] [--hop S]
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     print(f"model load: {load_s:.2f} s")
     print(f"first call: {timings[0]:.3f} s = {args.seconds / timings[0]:.0f}x real time (includes tracing)")
     print(f"steady state: {steady_s:.3f} s per {args.seconds:g} s file = {args.seconds / steady_s:.0f}x real time "
-          f"(median of {args.repeats}, one CPU core)")
+          f"(median of {args.repeats}, one CPU core; best {args.seconds / min(timings[1:]):.0f}x)")
     return 0
 
 

@@ -87,7 +87,7 @@ def load_and_score(detector: Detector, path: Path, hop_s: float | None = None, a
     """predict_file's result plus the decoded waveform (None when the file could not be loaded), for plotting."""
     inference_params(detector, hop_s)  # refuse a bad hop before decoding anything
     try:
-        waveform, info = audio.load_audio(Path(path), detector.params)
+        waveform, _ = audio.load_audio(Path(path), detector.params)
     except audio.AudioError as error:
         return _result(detector, path, None, error=str(error)), None
     return score_waveform(detector, waveform, hop_s, aggregate_rule, batch_size, file=path), waveform

@@ -33,6 +33,10 @@ class UploadError(Exception):
         self.status_code = status_code
 
 
+def too_large(max_bytes: int) -> UploadError:
+    return UploadError(413, f"file too large: the limit is {max_bytes / 2**20:.3g} MB")
+
+
 def sniff_audio_format(head: bytes) -> str | None:
     """The decoder extension ('.wav', '.mp3', ...) for a file starting with `head`, or None when unknown."""
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
@@ -112,7 +116,7 @@ class _FilePartCopier:
             return
         self.bytes_written += end - start
         if self.bytes_written > self.max_bytes:
-            raise UploadError(413, f"file too large: the limit is {self.max_bytes / 2**20:g} MB")
+            raise too_large(self.max_bytes)
         self.destination.write(data[start:end])
 
     def _part_end(self) -> None:
@@ -132,7 +136,7 @@ async def receive_file_field(content_type: str | None, content_length: str | Non
         raise UploadError(415, f"send the audio as multipart/form-data with the file in a field named '{field}'")
     body_cap = max_bytes + MULTIPART_SLACK_BYTES
     if content_length and content_length.isdigit() and int(content_length) > body_cap:
-        raise UploadError(413, f"file too large: the limit is {max_bytes / 2**20:g} MB")
+        raise too_large(max_bytes)
     copier = _FilePartCopier(field, destination, max_bytes)
     parser = MultipartParser(options[b"boundary"], copier.callbacks())
     received = 0
@@ -140,7 +144,7 @@ async def receive_file_field(content_type: str | None, content_length: str | Non
         async for chunk in body:
             received += len(chunk)
             if received > body_cap:
-                raise UploadError(413, f"file too large: the limit is {max_bytes / 2**20:g} MB")
+                raise too_large(max_bytes)
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as error:

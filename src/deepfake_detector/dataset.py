@@ -4,24 +4,29 @@ A rendered data folder holds `params.json`, `splits.csv` (one row per PNG: png_p
 class, split, source_path, source_sha256, group) and the PNGs themselves. Paths and labels always travel
 together in one table, so they can never be shuffled apart, and labels come from the class names pinned in
 params.py (real = 0, fake = 1), never from the alphabetical order of folder names.
+
+TensorFlow is imported only where a dataset is built, so a command line can check a folder and report a
+problem in one line before TensorFlow starts (its import prints log lines to stderr).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from deepfake_detector.features import load_png
 from deepfake_detector.params import CLASS_NAMES, Params
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 SPLIT_COLUMNS = ("png_path", "class", "split", "source_path", "source_sha256", "group")
 SPLIT_NAMES = ("train", "val", "test")
 
 # An augmentation takes one (image uint8 (H, W, 3), label float32) pair and returns a pair of the same kind.
-Augment = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+Augment = Callable[["tf.Tensor", "tf.Tensor"], tuple["tf.Tensor", "tf.Tensor"]]
 
 
 class DataError(ValueError):
@@ -79,7 +84,25 @@ def load_split_table(data_dir: Path) -> pd.DataFrame:
     return table.assign(label=class_labels(table["class"]))
 
 
+def data_summary(table: pd.DataFrame) -> dict:
+    """{split: {class: {"files": n, "images": n}}}: files are distinct source files, images are PNG windows."""
+    return {split: {name: {"files": int(part.loc[part["class"] == name, "source_path"].nunique()),
+                           "images": int((part["class"] == name).sum())} for name in CLASS_NAMES}
+            for split, part in table.groupby("split", sort=False)}
+
+
+def check_trainable(table: pd.DataFrame) -> None:
+    """Training needs both classes in train and in validation (threshold and calibration come from val)."""
+    summary = data_summary(table)
+    for split in ("train", "val"):
+        empty = [name for name in CLASS_NAMES if summary.get(split, {}).get(name, {}).get("files", 0) == 0]
+        if empty:
+            raise DataError(f"the {split} split has no {' or '.join(empty)} files; it needs both classes")
+
+
 def _decoder(image_shape: tuple[int, int, int] | None):
+    import tensorflow as tf
+
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_png(tf.io.read_file(path), channels=3)  # (H, W, 3) uint8
         if image_shape is not None:
@@ -98,6 +121,8 @@ def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, tra
     Decoded pictures are cached after the first pass. `augment` runs only when training, after the shuffle, so
     every epoch sees fresh augmentations of the cached pictures.
     """
+    import tensorflow as tf
+
     if split_table.empty:
         raise DataError("cannot build a dataset from an empty split table")
     paths = [str(Path(data_dir) / path) for path in split_table["png_path"]]

@@ -1,0 +1,298 @@
+"""Training a detector on a rendered, split spectrogram folder, then calibrating, thresholding and scoring it.
+
+Steps: seeds -> MirroredStrategy (GPUs, or the CPU split into N logical devices) -> tf.data from splits.csv ->
+fit with EarlyStopping/ModelCheckpoint on validation loss (never accuracy: ties bring back a constant predictor,
+PITFALLS 1) -> window scores averaged per source file -> Platt calibration and decision threshold chosen on
+validation files only -> test scored once -> model + metadata, metrics, per-file scores and plots.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from deepfake_detector import metrics, model_store, reports
+from deepfake_detector.dataset import (DataError, check_trainable, data_summary, load_data_params,
+                                       load_split_table, make_dataset)
+from deepfake_detector.inference import aggregate
+from deepfake_detector.io_utils import atomic_path, atomic_write_text
+from deepfake_detector.models import build_model
+from deepfake_detector.params import Params
+
+# Window scores of one source file are averaged into the file's score (see inference.AGGREGATES).
+AGGREGATE_RULE = "mean"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    data_dir: Path = Path("spectrograms")
+    epochs: int = 10
+    batch_size: int = 32  # per replica; the global batch is this times the number of replicas
+    model_name: str = "baseline"
+    seed: int = 42
+    devices: int = 1  # logical CPU devices when there is no GPU; with GPUs every visible GPU is used
+    patience: int = 3
+    learning_rate: float = 1e-3
+    name: str | None = None  # output file stem; defaults to the model name
+    models_dir: Path = Path("models")
+    plots_dir: Path = Path("plots")
+    target_fpr: float | None = None  # threshold for this validation false-positive rate instead of the EER
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.model_name
+
+    def output_paths(self) -> dict[str, Path]:
+        models, name = Path(self.models_dir), self.run_name
+        return {"model": models / f"{name}.keras", "checkpoint": models / f"{name}.checkpoint.keras",
+                "history": models / f"{name}_history.csv", "metrics": models / f"{name}_metrics.json",
+                "test_scores": models / f"{name}_test_scores.csv",
+                "history_plot": Path(self.plots_dir) / f"{name}_history.png"}
+
+
+def make_strategy(devices: int) -> tf.distribute.MirroredStrategy:
+    """MirroredStrategy over every visible GPU, or over `devices` logical CPUs carved from the physical CPU.
+
+    Logical devices can only be configured before TensorFlow initialises its runtime, so call this first.
+    """
+    if devices < 1:
+        raise ValueError(f"--devices must be at least 1, got {devices}")
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    except RuntimeError as error:
+        raise RuntimeError(f"cannot split the CPU into {devices} devices after TensorFlow started: {error}")
+    return tf.distribute.MirroredStrategy(devices=[f"/cpu:{index}" for index in range(devices)])
+
+
+def set_seeds(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow, and ask TensorFlow for deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model_name: str, params: Params, learning_rate: float) -> keras.Model:
+    """Build and compile inside the caller's strategy scope: Adam, binary cross-entropy, accuracy and AUC."""
+    model = build_model(model_name, params)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
+                  metrics=["accuracy", keras.metrics.AUC(name="auc")])
+    return model
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds spent on the training pass of each epoch (validation excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.train_seconds: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        # fit() runs validation through the same callbacks; the training pass of this epoch ends here.
+        if len(self.train_seconds) < self.params.get("epochs", 0) and self._started:
+            self.train_seconds.append(time.perf_counter() - self._started)
+            self._started = 0.0
+
+
+def throughput(n_images: int, train_seconds: list[float]) -> dict:
+    """Images per second over all epochs, and after the first (which also traces the graph and fills the cache)."""
+    rates = {"images_per_second": n_images * len(train_seconds) / max(sum(train_seconds), 1e-9)}
+    if len(train_seconds) > 1:
+        rates["steady_images_per_second"] = n_images * (len(train_seconds) - 1) / max(sum(train_seconds[1:]), 1e-9)
+    return rates
+
+
+def split_table(table: pd.DataFrame, split: str) -> pd.DataFrame:
+    part = table[table["split"] == split]
+    if part.empty:
+        raise DataError(f"splits.csv has no '{split}' rows")
+    return part
+
+
+def score_files(model: keras.Model, table: pd.DataFrame, data_dir: Path, batch_size: int,
+                image_shape: tuple[int, int, int]) -> pd.DataFrame:
+    """Raw network scores of every window, aggregated per source file (source_path, label, p_fake_raw, windows)."""
+    dataset = make_dataset(table, data_dir, batch_size, training=False, seed=0, image_shape=image_shape)
+    windows = table.assign(p_fake_raw=model.predict(dataset, verbose=1).ravel())
+    files = windows.groupby("source_path", sort=False).agg(
+        label=("label", "first"), label_count=("label", "nunique"),
+        p_fake_raw=("p_fake_raw", lambda scores: aggregate(scores, AGGREGATE_RULE)),
+        windows=("png_path", "size")).reset_index()
+    if (files["label_count"] > 1).any():
+        raise DataError(f"source file {files.loc[files['label_count'] > 1, 'source_path'].iloc[0]} has "
+                        "windows of both classes in splits.csv")
+    return files.drop(columns="label_count")
+
+
+def fit_calibration(raw_scores: np.ndarray, labels: np.ndarray) -> tuple[dict | None, list[str]]:
+    """Platt calibration fitted on validation files, or None (with a warning) when it would flip the ranking."""
+    calibration = model_store.fit_platt(raw_scores, labels)
+    if calibration["slope"] <= 0:
+        return None, [f"validation scores rank the classes the wrong way (Platt slope {calibration['slope']:.3g}):"
+                      " calibration skipped, scores are raw network outputs"]
+    return calibration, []
+
+
+def apply_calibration(raw_scores: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """The same mapping as model_store.Detector.calibrate."""
+    if not calibration:
+        return np.asarray(raw_scores, dtype=np.float64)
+    return model_store.platt_apply(raw_scores, calibration["slope"], calibration["intercept"])
+
+
+def threshold_at_fpr(labels, scores, target_fpr: float) -> float:
+    """The lowest threshold whose false-positive rate (reals called fake) is at most `target_fpr`."""
+    _, fpr, thresholds = metrics.det_curve(labels, scores)
+    return float(thresholds[np.argmax(fpr <= target_fpr)])  # fpr falls as the threshold rises; +inf gives 0
+
+
+def _between_scores(scores, threshold: float) -> float:
+    """Move a threshold that sits on a score halfway (on the logit scale) down to the next lower score.
+
+    The DET curve puts thresholds exactly on validation scores, so the EER threshold is often the lowest
+    validation fake score; a test fake scoring a hair below it would be missed. Halfway keeps every validation
+    decision unchanged.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    lower = scores[scores < threshold]
+    if not np.isfinite(threshold) or lower.size == 0:
+        return float(threshold)
+    halfway = (model_store.logit(threshold) + model_store.logit(lower.max())) / 2.0
+    midpoint = float(1.0 / (1.0 + np.exp(-halfway)))
+    # Scores within 1e-7 of 0 or 1 collapse under the logit clipping; then keep the threshold as it is.
+    return midpoint if lower.max() < midpoint <= threshold else float(threshold)
+
+
+def choose_threshold(labels, scores, target_fpr: float | None = None) -> tuple[float, str]:
+    """Decision threshold on validation scores: the EER point, or the point with the target false-positive rate."""
+    if target_fpr is None:
+        threshold, rule = metrics.compute_eer(labels, scores)[1], "validation EER"
+    else:
+        threshold = threshold_at_fpr(labels, scores, target_fpr)
+        rule = f"validation false-positive rate <= {target_fpr:g}"
+    return _between_scores(scores, threshold), rule
+
+
+def make_callbacks(config: TrainingConfig, timer: EpochTimer) -> tuple[list, keras.callbacks.EarlyStopping]:
+    paths = config.output_paths()
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                   restore_best_weights=True, verbose=1)
+    return [early_stopping, timer,
+            keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor="val_loss", save_best_only=True),
+            keras.callbacks.CSVLogger(paths["history"])], early_stopping
+
+
+def _write_scores_csv(files: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        files[["source_path", "label", "p_fake", "p_fake_raw", "windows"]].to_csv(tmp, index=False)
+
+
+def evaluate_run(val_files: pd.DataFrame, test_files: pd.DataFrame, target_fpr: float | None) -> dict:
+    """Calibration and threshold from validation files; test metrics at that threshold, at 0.5 and at test EER."""
+    calibration, warnings = fit_calibration(val_files["p_fake_raw"].to_numpy(), val_files["label"].to_numpy())
+    for files in (val_files, test_files):
+        files["p_fake"] = apply_calibration(files["p_fake_raw"].to_numpy(), calibration)
+    threshold, rule = choose_threshold(val_files["label"], val_files["p_fake"], target_fpr)
+    validation = metrics.summarise(val_files["label"], val_files["p_fake"], threshold)
+    test = metrics.summarise(test_files["label"], test_files["p_fake"], threshold)
+    result = {"threshold": threshold, "threshold_rule": rule, "calibration": calibration,
+              "aggregate": AGGREGATE_RULE, "test": test, "validation": validation,
+              # What a naive deployment of the raw network at 0.5 would do (PITFALLS 4).
+              "test_raw_at_0.5": metrics.threshold_metrics(test_files["label"], test_files["p_fake_raw"], 0.5)}
+    if "eer_threshold" in test:
+        result["test_eer_threshold"] = test["eer_threshold"]
+        result["test_eer_threshold_shift"] = test["eer_threshold"] - threshold
+    result["warnings"] = (warnings + reports.evaluation_warnings(test, "test")
+                          + reports.evaluation_warnings(validation, "validation"))
+    return result
+
+
+def train(config: TrainingConfig) -> dict:
+    """Train, calibrate, threshold, evaluate and save; returns the metrics record (also written as JSON)."""
+    # The data checks use no TensorFlow op, so a bad folder fails fast, before the devices are configured.
+    params = load_data_params(config.data_dir)
+    table = load_split_table(config.data_dir)
+    check_trainable(table)
+    summary = data_summary(table)
+    strategy = make_strategy(config.devices)  # logical devices must exist before any other TF op
+    replicas = strategy.num_replicas_in_sync
+    print(f"MirroredStrategy with {replicas} replica(s): {', '.join(strategy.extended.worker_devices)}")
+    set_seeds(config.seed)
+    paths = config.output_paths()
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    global_batch = config.batch_size * replicas
+
+    def dataset(split: str, training: bool) -> tf.data.Dataset:
+        return make_dataset(split_table(table, split), config.data_dir, global_batch, training, config.seed,
+                            image_shape=params.png_shape)
+
+    with strategy.scope():
+        model = compile_model(config.model_name, params, config.learning_rate)
+    timer = EpochTimer()
+    callbacks, early_stopping = make_callbacks(config, timer)
+    started = time.perf_counter()
+    history = model.fit(dataset("train", True), validation_data=dataset("val", False), epochs=config.epochs,
+                        callbacks=callbacks, verbose=1, shuffle=False)  # the dataset shuffles itself, seeded
+    seconds = time.perf_counter() - started
+    n_train = int((table["split"] == "train").sum())
+    training = {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
+                "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
+                "replicas": replicas, "learning_rate": config.learning_rate, "seconds": round(seconds, 2),
+                "train_images": n_train, **throughput(n_train, timer.train_seconds)}
+
+    files = {split: score_files(model, split_table(table, split), config.data_dir, global_batch, params.png_shape)
+             for split in ("val", "test")}
+    evaluation = evaluate_run(files["val"], files["test"], config.target_fpr)
+    if training["best_epoch"] == 1 and training["epochs_run"] > 1:
+        evaluation["warnings"].append("validation loss was lowest after epoch 1: the model may have learned little")
+    model_store.save_detector(model, paths["model"], params, evaluation["threshold"],
+                              calibration=evaluation["calibration"], threshold_rule=evaluation["threshold_rule"],
+                              aggregate=AGGREGATE_RULE, data_summary=summary, data_dir=str(config.data_dir),
+                              seed=config.seed, training=training, model_name=config.model_name)
+    _write_scores_csv(files["test"], paths["test_scores"])
+    record = {"name": config.run_name, "model_name": config.model_name, "data_dir": str(config.data_dir),
+              **evaluation, "training": training, "data_summary": summary,
+              "paths": {key: str(path) for key, path in paths.items() if key != "checkpoint"}}
+    record["plots"] = write_plots(config, files["test"], evaluation["threshold"])
+    atomic_write_text(paths["metrics"], json.dumps(record, indent=2, default=float) + "\n")
+    return record
+
+
+def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: float) -> dict[str, str]:
+    paths = config.output_paths()
+    plots = {"history": reports.plot_history(paths["history"], paths["history_plot"])}
+    plots.update(reports.write_evaluation_plots(test_files["label"], test_files["p_fake"], threshold,
+                                                config.plots_dir, prefix=f"{config.run_name}_",
+                                                title=f"{config.run_name}, test files"))
+    return {key: str(path) for key, path in plots.items()}
+
+
+def format_summary(record: dict) -> str:
+    """A few lines for the terminal: where things are and the headline test numbers."""
+    test, training = record["test"], record["training"]
+    lines = [f"model:   {record['paths']['model']} (+ .json metadata)",
+             f"metrics: {record['paths']['metrics']}; per-file test scores: {record['paths']['test_scores']}",
+             f"plots:   {', '.join(record['plots'].values())}",
+             f"test ({test['n_real']} real, {test['n_fake']} fake files) at the validation threshold "
+             f"{record['threshold']:.4g} ({record['threshold_rule']}): "
+             f"accuracy {test['at_threshold']['accuracy']:.3f}, "
+             f"balanced accuracy {test['at_threshold']['balanced_accuracy']:.3f}"]
+    if "eer" in test:
+        lines.append(f"test EER {test['eer']:.3f}, ROC AUC {test['roc_auc']:.3f}")
+    lines.append(f"training: {training['epochs_run']} epoch(s), best {training['best_epoch']}, "
+                 f"{training['replicas']} replica(s), {training['images_per_second']:.1f} images/s"
+                 + (f" ({training['steady_images_per_second']:.1f} after epoch 1)"
+                    if "steady_images_per_second" in training else ""))
+    lines += [f"warning: {warning}" for warning in record["warnings"]]
+    return "\n".join(lines)

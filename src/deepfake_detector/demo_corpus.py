@@ -4,8 +4,8 @@ Real: spoken letters, words and sentences in Debian game/education packages (see
 flite, festival and piper saying the same texts in the same languages, plus WORLD / Griffin-Lim / LPC copy-synthesis
 of real clips (same group as their source). Every clip then goes through the same chain, so that nothing but the
 voice tells the classes apart: decode -> mono 16 kHz -> trim silence -> crop to a duration matched across classes
-(quantile matching) -> 10 ms fades -> RMS to -24 dBFS with a seeded +-3 dB gain -> peak limit -> one Ogg Vorbis
-round trip -> 16-bit FLAC.
+(quantile matching) -> 10 ms fades -> smooth peak limiter to a crest factor matched across classes -> RMS level
+from the same evenly spaced -24 +-3 dBFS set in each class -> one Ogg Vorbis round trip -> 16-bit FLAC.
 
 Outputs in `output/`: real/*.flac, fake/*.flac, groups.csv (path,group), demo_manifest.csv and DEMO_REPORT.md.
 """
@@ -27,6 +27,7 @@ import librosa
 import numpy as np
 import pandas as pd
 import soundfile
+from scipy.ndimage import minimum_filter1d
 from scipy.stats import ks_2samp
 from tqdm import tqdm
 
@@ -190,24 +191,66 @@ def _vorbis_round_trip(waveform: np.ndarray) -> np.ndarray:
     return librosa.util.fix_length(decoded, size=len(waveform))
 
 
-def finish_waveform(waveform: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """The chain every clip of both classes goes through: crop, fade, level, limit, lossy codec."""
-    offset = int(rng.integers(0, len(waveform) - length + 1))
+@dataclasses.dataclass(frozen=True)
+class FinishPlan:
+    """How one prepared clip becomes an output clip; chosen across both classes so their statistics agree."""
+    length: int       # samples after cropping
+    offset: int       # crop start
+    gain_db: float    # RMS level in dBFS
+    max_crest: float  # peak / RMS ceiling enforced by the limiter
+
+
+def _crop_with_fades(waveform: np.ndarray, length: int, offset: int) -> np.ndarray:
     clip = waveform[offset:offset + length].astype(np.float64)
     fade = np.linspace(0.0, 1.0, int(FADE_S * SAMPLE_RATE))
     clip[: len(fade)] *= fade
     clip[len(clip) - len(fade):] *= fade[::-1]
-    gain_db = TARGET_RMS_DBFS + rng.uniform(-GAIN_JITTER_DB, GAIN_JITTER_DB)
-    clip *= 10 ** (gain_db / 20) / max(float(np.sqrt(np.mean(clip ** 2))), 1e-9)
-    clip *= min(1.0, PEAK_LIMIT / max(float(np.max(np.abs(clip))), 1e-9))
+    return clip
+
+
+def _rms(waveform: np.ndarray) -> float:
+    return max(float(np.sqrt(np.mean(waveform ** 2))), 1e-9)
+
+
+def crest_factor(waveform: np.ndarray) -> float:
+    return float(np.max(np.abs(waveform))) / _rms(waveform)
+
+
+def limit_crest(waveform: np.ndarray, max_crest: float, iterations: int = 6) -> np.ndarray:
+    """Lower the few highest peaks with a smooth ~2 ms gain dip until peak/RMS <= max_crest (no hard clipping)."""
+    hold = int(0.002 * SAMPLE_RATE)
+    smoothing = np.hanning(hold + 2)[1:-1]
+    for _ in range(iterations):
+        threshold = max_crest * _rms(waveform)
+        if np.max(np.abs(waveform)) <= threshold:
+            break
+        # Aim 0.5 % low: limiting also lowers the RMS, which lowers the ceiling a little.
+        gain = np.minimum(1.0, 0.995 * threshold / np.maximum(np.abs(waveform), 1e-12))
+        # The minimum over 2*hold+1 samples, averaged over `hold`, stays below the needed gain at each peak.
+        gain = minimum_filter1d(gain, 2 * hold + 1)
+        waveform = waveform * np.convolve(gain, smoothing / smoothing.sum(), mode="same")
+    return waveform
+
+
+def finish_waveform(waveform: np.ndarray, plan: FinishPlan) -> np.ndarray:
+    """The chain every clip of both classes goes through: crop, fade, limit, level, lossy codec."""
+    clip = limit_crest(_crop_with_fades(waveform, plan.length, plan.offset), plan.max_crest)
+    clip *= 10 ** (plan.gain_db / 20) / _rms(clip)
     coded = _vorbis_round_trip(clip.astype(np.float32))
     return np.clip(coded, -1.0, 1.0 - 1.0 / 32768)
 
 
-def _finish_task(task: tuple[ClipSpec, Path, dict, int, int, Path]) -> None:
-    spec, cache, roots, length, seed, out_path = task
+def _measure_task(task: tuple[ClipSpec, Path, dict, int, int]) -> tuple[int, float]:
+    """Seeded crop offset of a clip, and the crest factor of that crop."""
+    spec, cache, roots, length, seed = task
     waveform = prepared_waveform(spec, cache, roots)
-    finished = finish_waveform(waveform, length, np.random.default_rng(_clip_seed(spec, seed)))
+    offset = int(np.random.default_rng(_clip_seed(spec, seed)).integers(0, len(waveform) - length + 1))
+    return offset, crest_factor(_crop_with_fades(waveform, length, offset))
+
+
+def _finish_task(task: tuple[ClipSpec, Path, dict, FinishPlan, Path]) -> None:
+    spec, cache, roots, plan, out_path = task
+    finished = finish_waveform(prepared_waveform(spec, cache, roots), plan)
     with atomic_path(out_path) as tmp:
         soundfile.write(str(tmp), finished, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
 
@@ -219,16 +262,43 @@ def _run_parallel(function, tasks: list, jobs: int, description: str) -> list:
         return list(tqdm(pool.map(function, tasks, chunksize=4), total=len(tasks), desc=description))
 
 
-# ---------------------------------------------------------------- durations matched across classes
+# ---------------------------------------------------------------- statistics matched across classes
 
-def matched_lengths(real_lengths: np.ndarray, fake_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Crop lengths giving both classes the same duration distribution: the k-th shortest clip of each class is
-    cut to the shorter of the two k-th lengths, so nothing is ever padded and the sorted durations are equal."""
-    targets = np.minimum(np.sort(real_lengths), np.sort(fake_lengths))
-    real_out, fake_out = np.empty_like(real_lengths), np.empty_like(fake_lengths)
-    real_out[np.argsort(real_lengths, kind="stable")] = targets
-    fake_out[np.argsort(fake_lengths, kind="stable")] = targets
+def matched_quantiles(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-clip ceilings giving both classes the same distribution of a statistic that can only be lowered
+    (duration by cropping, crest factor by limiting): the k-th smallest value of each class becomes the smaller
+    of the two k-th values, so the sorted values of both classes are equal and nothing is ever raised."""
+    targets = np.minimum(np.sort(real), np.sort(fake))
+    real_out, fake_out = np.empty_like(real), np.empty_like(fake)
+    real_out[np.argsort(real, kind="stable")] = targets
+    fake_out[np.argsort(fake, kind="stable")] = targets
     return real_out, fake_out
+
+
+def stratified_gains(count: int, rng: np.random.Generator) -> np.ndarray:
+    """The same evenly spaced set of levels for each class, in a seeded random order."""
+    levels = TARGET_RMS_DBFS + np.linspace(-GAIN_JITTER_DB, GAIN_JITTER_DB, count)
+    return levels[rng.permutation(count)]
+
+
+def _finish_plans(chosen: dict[str, list[ClipSpec]], lengths: dict[str, np.ndarray], seed: int,
+                  rng: np.random.Generator, cache: Path, roots: dict[str, Path], jobs: int) -> list[FinishPlan]:
+    """Crop lengths, offsets, levels and crest ceilings for the real clips then the fake ones."""
+    cropped = dict(zip(("real", "fake"), matched_quantiles(lengths["real"], lengths["fake"])))
+    measured = {label: _run_parallel(_measure_task, [(spec, cache, roots, int(length), seed)
+                                                     for spec, length in zip(chosen[label], cropped[label])],
+                                     jobs, f"measure {label}")
+                for label in ("real", "fake")}
+    crests = {label: np.array([crest for _, crest in measured[label]]) for label in measured}
+    ceilings = dict(zip(("real", "fake"), matched_quantiles(crests["real"], crests["fake"])))
+    plans = []
+    for label in ("real", "fake"):
+        gains = stratified_gains(len(chosen[label]), rng)
+        for (offset, _), length, gain_db, ceiling in zip(measured[label], cropped[label], gains, ceilings[label]):
+            # The ceiling also keeps every peak under -1 dBFS at the clip's level.
+            max_crest = min(float(ceiling), PEAK_LIMIT / 10 ** (gain_db / 20))
+            plans.append(FinishPlan(int(length), offset, float(gain_db), max_crest))
+    return plans
 
 
 # ---------------------------------------------------------------- the build
@@ -289,7 +359,7 @@ def _select_usable(label: str, pool: list[ClipSpec], per_class: int, rng: np.ran
     return chosen, np.array([usable[spec] for spec in chosen])
 
 
-def _manifest_rows(specs: list[ClipSpec], lengths: np.ndarray) -> list[dict]:
+def _manifest_rows(specs: list[ClipSpec], lengths: list[int]) -> list[dict]:
     return [{
         "file": f"{spec.label}/{spec.clip_id}.flac", "label": spec.label, "source_package": spec.source_package,
         "speaker_or_system": spec.speaker_or_system, "system_family": spec.system_family,
@@ -317,12 +387,10 @@ def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: 
     for label in ("real", "fake"):
         chosen[label], lengths[label] = _select_usable(label, pools[label], per_class, rng, cache, roots, jobs, notes)
     ks_before = float(ks_2samp(lengths["real"], lengths["fake"]).statistic)
-    cropped = dict(zip(("real", "fake"), matched_lengths(lengths["real"], lengths["fake"])))
+    plans = _finish_plans(chosen, lengths, seed, rng, cache, roots, jobs)
     specs = chosen["real"] + chosen["fake"]
-    targets = np.concatenate([cropped["real"], cropped["fake"]])
-    manifest = pd.DataFrame(_manifest_rows(specs, targets), columns=list(MANIFEST_COLUMNS))
-    tasks = [(spec, cache, roots, int(length), seed, output / row)
-             for spec, length, row in zip(specs, targets, manifest["file"])]
+    manifest = pd.DataFrame(_manifest_rows(specs, [plan.length for plan in plans]), columns=list(MANIFEST_COLUMNS))
+    tasks = [(spec, cache, roots, plan, output / row) for spec, plan, row in zip(specs, plans, manifest["file"])]
     _run_parallel(_finish_task, tasks, jobs, "write clips")
     _remove_stale_clips(output, set(manifest["file"]))
     manifest = manifest.sort_values(["label", "file"], ignore_index=True)
@@ -386,8 +454,9 @@ def _report(manifest: pd.DataFrame, notes: list[str], ks_before: float, shortcut
 Built with `--per-class {per_class} --seed {seed}` in {elapsed:.0f} s: {len(manifest)} clips,
 {manifest['group'].nunique()} groups, {manifest['language'].nunique()} languages.
 
-Every clip: mono, {SAMPLE_RATE} Hz, silence-trimmed, cropped to class-matched durations, RMS {TARGET_RMS_DBFS:g} dBFS
-+-{GAIN_JITTER_DB:g} dB, peak-limited to -1 dBFS, Ogg Vorbis round trip (level {VORBIS_LEVEL}), 16-bit FLAC.
+Every clip: mono, {SAMPLE_RATE} Hz, silence-trimmed, cropped to class-matched durations, peak-limited to a
+class-matched crest factor (and -1 dBFS), RMS from the same {TARGET_RMS_DBFS:g} +-{GAIN_JITTER_DB:g} dBFS set in both
+classes, Ogg Vorbis round trip (level {VORBIS_LEVEL}), 16-bit FLAC.
 
 ## Clips per class, family and package
 

@@ -1,0 +1,119 @@
+"""The offline demo corpus: sampling helpers, the shortcut-removing chain, and one small real build."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from deepfake_detector import demo_corpus, demo_sources
+from deepfake_detector.demo_sources import ClipSpec
+from deepfake_detector.io_utils import sha256_file
+
+PROJECT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "demo"
+PER_CLASS = 40
+
+
+def _spec(package: str, group: str, index: int) -> ClipSpec:
+    return ClipSpec(label="real", source_package=package, speaker_or_system=group, system_family="human",
+                    language="en", text=str(index), group=group, text_source=package, source_file=f"{package}:{index}")
+
+
+def test_balanced_sample_spreads_over_packages_then_groups():
+    specs = ([_spec("big", f"big:{g}", i) for g in range(3) for i in range(100)]
+             + [_spec("small", "small:x", i) for i in range(5)] + [_spec("mid", f"mid:{g}", i)
+                                                                   for g in range(2) for i in range(30)])
+    picked = demo_corpus.balanced_sample(specs, 60, np.random.default_rng(0))
+    per_package = pd.Series([spec.source_package for spec in picked]).value_counts()
+    assert len(picked) == len(set(picked)) == 60
+    assert per_package["small"] == 5                      # capped by what exists
+    assert abs(per_package["big"] - per_package["mid"]) <= 1  # the rest shared evenly
+    big_groups = pd.Series([spec.group for spec in picked if spec.source_package == "big"]).value_counts()
+    assert big_groups.max() - big_groups.min() <= 1
+    again = demo_corpus.balanced_sample(specs, 60, np.random.default_rng(0))
+    assert again == picked
+
+
+def test_matched_quantiles_only_lowers_and_equalises_distributions():
+    rng = np.random.default_rng(1)
+    real, fake = rng.uniform(1, 5, 50), rng.uniform(0.5, 3, 50)
+    real_out, fake_out = demo_corpus.matched_quantiles(real, fake)
+    assert np.all(real_out <= real) and np.all(fake_out <= fake)
+    np.testing.assert_array_equal(np.sort(real_out), np.sort(fake_out))
+
+
+def test_limit_crest_lowers_peaks_without_clipping():
+    rng = np.random.default_rng(2)
+    waveform = 0.05 * rng.standard_normal(16000)
+    waveform[8000] = 0.9  # one spike: crest factor ~18
+    limited = demo_corpus.limit_crest(waveform, max_crest=5.0)
+    assert demo_corpus.crest_factor(limited) <= 5.0 + 1e-6
+    assert np.sum(np.abs(limited - waveform) > 1e-9) < 200  # only the samples around the spike change
+
+
+def _tools_missing() -> str:
+    missing = [tool for tool in ("apt-get", "dpkg", "espeak-ng", "flite", "text2wave") if shutil.which(tool) is None]
+    return ", ".join(missing)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if _tools_missing():
+        pytest.skip(f"needs {_tools_missing()} (apt-get install {' '.join(demo_sources.APT_SYNTHESISERS)})")
+    notes: list[str] = []
+    roots = demo_sources.fetch_packages(PROJECT_CACHE, notes)
+    if len(roots) < len(demo_sources.DEBIAN_PACKAGES):
+        pytest.skip(f"cannot fetch the Debian speech packages: {'; '.join(notes)}")
+    output = tmp_path_factory.mktemp("demo") / "data_clean"
+    manifest = demo_corpus.build_demo_corpus(output, PER_CLASS, seed=7, jobs=2, cache=PROJECT_CACHE)
+    return output, manifest, roots
+
+
+@pytest.mark.slow
+def test_build_writes_balanced_mono_16k_flac_with_groups(built):
+    output, manifest, _ = built
+    assert manifest["label"].value_counts().to_dict() == {"real": PER_CLASS, "fake": PER_CLASS}
+    for label in ("real", "fake"):
+        assert len(list((output / label).glob("*.flac"))) == PER_CLASS
+    for relative in manifest["file"]:
+        info = soundfile.info(str(output / relative))
+        assert (info.format, info.subtype, info.channels, info.samplerate) == ("FLAC", "PCM_16", 1, 16000)
+    groups = pd.read_csv(output / "groups.csv")
+    assert list(groups.columns) == ["path", "group"]
+    assert set(groups["path"]) == set(manifest["file"]) and groups["group"].notna().all()
+    assert list(pd.read_csv(output / "demo_manifest.csv").columns) == list(demo_corpus.MANIFEST_COLUMNS)
+    assert "Shortcut test" in (output / "DEMO_REPORT.md").read_text()
+    # No single package (real) or system family (fake) takes more than a third of its class.
+    fake = manifest[manifest["label"] == "fake"]
+    assert fake["system_family"].value_counts().max() <= PER_CLASS / 3
+    assert manifest[manifest["label"] == "real"]["source_package"].value_counts().max() <= PER_CLASS / 3
+
+
+@pytest.mark.slow
+def test_copy_synthesis_shares_its_source_group(built):
+    _, manifest, roots = built
+    group_of_recording = {spec.source_file: spec.group for spec in demo_sources.real_catalogue(roots, [])}
+    copies = manifest[manifest["system_family"].str.endswith("copysynth")]
+    assert len(copies) > 0
+    for row in copies.itertuples():
+        assert row.group == group_of_recording[row.source_file]
+
+
+@pytest.mark.slow
+def test_trivial_features_do_not_separate_the_classes(built):
+    output, manifest, _ = built
+    features = demo_corpus.trivial_features(output, manifest)
+    accuracy = demo_corpus.shortcut_accuracy(features, manifest["label"], seed=0)
+    assert accuracy <= 0.65, f"duration/RMS/peak/rate/size predict the label with {accuracy:.0%} accuracy"
+    real, fake = (manifest.loc[manifest["label"] == label, "duration_s"] for label in ("real", "fake"))
+    np.testing.assert_allclose(np.sort(real), np.sort(fake))
+
+
+@pytest.mark.slow
+def test_same_seed_gives_same_bytes(built, tmp_path):
+    output, manifest, _ = built
+    again = demo_corpus.build_demo_corpus(tmp_path / "again", PER_CLASS, seed=7, jobs=1, cache=PROJECT_CACHE)
+    pd.testing.assert_frame_equal(manifest, again)
+    for relative in manifest["file"]:
+        assert sha256_file(output / relative) == sha256_file(tmp_path / "again" / relative)

@@ -41,13 +41,12 @@ def parse_args(argv):
 
 
 def load_detector(args):
-    """The detector to use, after checking the window/hop flags against it; raises with a one-line reason."""
+    """The detector and the Params to score with (window/hop flags checked); raises with a one-line reason."""
     from deepfake_detector import inference, model_store
 
     model_path = args.model or model_store.latest_model(PROJECT_ROOT / "models")
     detector = model_store.load_detector(model_path)
-    inference.inference_params(detector, args.hop, args.window)
-    return detector
+    return detector, inference.inference_params(detector, args.hop, args.window)
 
 
 def main(argv=None) -> int:
@@ -58,7 +57,7 @@ def main(argv=None) -> int:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        detector = load_detector(args)
+        detector, params = load_detector(args)
     except Exception as error:  # model_store.ModelError, a bad flag, or Keras failing on a corrupt file
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
         results.append(result)
         if args.plot and waveform is not None:
             out_png = predictions.unique_plot_path(args.plot, Path(result["file"]), taken_plot_names)
-            inference.plot_timeline(result, waveform, inference.inference_params(detector, args.hop), out_png)
+            inference.plot_timeline(result, waveform, params, out_png)
 
     print(predictions.format_table(results))
     if args.json:

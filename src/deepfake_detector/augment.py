@@ -461,8 +461,8 @@ def copy_rng(config: AugmentConfig, sha256: str, copy_index: int) -> np.random.G
     return np.random.default_rng([config.seed, int(sha256[:16], 16), copy_index])
 
 
-def _marker_path(output_dir: Path, task: _SourceTask, copy_index: int) -> Path:
-    return output_dir / task.class_name / f"{task.sha256[:16]}_a{copy_index:02d}.json"
+def _markers(output_dir: Path, task: _SourceTask, copies: int) -> list[Path]:
+    return [output_dir / task.class_name / f"{task.sha256[:16]}_a{index:02d}.json" for index in range(copies)]
 
 
 def _render_source(task: _SourceTask, output_dir: Path, params: Params, config: AugmentConfig) -> list[str]:
@@ -471,7 +471,7 @@ def _render_source(task: _SourceTask, output_dir: Path, params: Params, config: 
     A copy counts as done only when its marker (the list of its PNGs) exists, written after the PNGs, so a
     killed run re-renders at most the copies it was working on.
     """
-    markers = [_marker_path(output_dir, task, index) for index in range(config.copies)]
+    markers = _markers(output_dir, task, config.copies)
     if not all(marker.is_file() for marker in markers):
         waveform, _ = audio.load_audio(Path(task.source_path), params)
         for index, marker in enumerate(markers):
@@ -514,7 +514,10 @@ def render_augmented_copies(split_table: pd.DataFrame, data_dir: Path, params: P
     # Split tables store absolute source paths; a relative one is taken relative to the data folder.
     tasks = [_SourceTask(str(Path(data_dir) / row["source_path"]), sha256, str(row["class"]))
              for sha256, row in sources.iterrows()]
-    results = _map_with_progress(tasks, output_dir, params, config, jobs)
+    pending = sum(not all(marker.is_file() for marker in _markers(output_dir, task, config.copies))
+                  for task in tasks)
+    # Starting worker processes takes seconds; a resumed run with little left to do is quicker without them.
+    results = _map_with_progress(tasks, output_dir, params, config, jobs=min(jobs, pending))
     failures = [error for _, error in results if error]
     if failures:
         warnings.warn(f"{len(failures)} train file(s) could not be augmented, e.g. {failures[0]}", stacklevel=2)
@@ -528,6 +531,13 @@ def render_augmented_copies(split_table: pd.DataFrame, data_dir: Path, params: P
     return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
 
 
+def _one_blas_thread() -> None:
+    # The workers already use every core; BLAS threads inside each would only fight over them.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def _map_with_progress(tasks: list[_SourceTask], output_dir: Path, params: Params, config: AugmentConfig,
                        jobs: int) -> list[tuple[list[str], str]]:
     render = functools.partial(_render_safely, output_dir=output_dir, params=params, config=config)
@@ -535,8 +545,10 @@ def _map_with_progress(tasks: list[_SourceTask], output_dir: Path, params: Param
     if jobs <= 1:
         return [render(task) for task in tqdm(tasks, **progress)]
     # spawn, not fork: the caller has usually started TensorFlow's threads, which a fork must not copy.
+    # (So a calling script needs the usual `if __name__ == "__main__":` guard.)
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                initializer=_one_blas_thread) as pool:
         return list(tqdm(pool.map(render, tasks, chunksize=1), **progress))
 
 

@@ -83,18 +83,41 @@ def render_reference(path: Path, png_path: Path) -> None:
     plt.close(figure)
 
 
-def time_reference(paths: list[Path], output: Path) -> float:
+def cpu_seconds() -> float:
+    # User + system time of this process and of its finished children (the pool's workers).
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def time_reference(paths: list[Path], output: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, images made) to render every clip the reference way."""
     output.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for index, path in enumerate(paths):
         render_reference(path, output / f"{index:03d}.png")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - start_cpu, len(paths)
 
 
-def time_ours(input_dir: Path, output: Path, jobs: int) -> tuple[float, int]:
-    start = time.perf_counter()
+def time_ours(input_dir: Path, output: Path, jobs: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, images made) for one full generate run."""
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     summary = generate(input_dir, output, Params(), jobs=jobs, force=True, progress=False)
-    return time.perf_counter() - start, summary.images
+    return time.perf_counter() - start, cpu_seconds() - start_cpu, summary.images
+
+
+def print_results(best: dict[str, tuple[float, float, int]], count: int, args) -> None:
+    names = list(best)
+    images = best[names[1]][2]
+    print(f"{count} clips from {args.input or 'synthetic speech-like clips'}; {os.cpu_count()} CPUs; "
+          f"best of {args.repeats} rounds; load average {os.getloadavg()[0]:.1f}; ours made {images} images "
+          f"({images / count:.2f} windows per clip), the reference 1 image per clip")
+    print(f"{'renderer':<22} {'wall s':>7} {'files/s':>8} {'images/s':>9} {'ms/file':>8} {'CPU ms/file':>12}")
+    for name, (wall_s, cpu_s, made) in best.items():
+        print(f"{name:<22} {wall_s:>7.2f} {count / wall_s:>8.1f} {made / wall_s:>9.1f} "
+              f"{1000 * wall_s / count:>8.1f} {1000 * cpu_s / count:>12.1f}")
+    reference_s = best[names[0]][0]
+    print(f"speed-up in files/s: {names[1]} / reference = {reference_s / best[names[1]][0]:.2f}x, "
+          f"{names[2]} / reference = {reference_s / best[names[2]][0]:.2f}x")
 
 
 def main(argv=None) -> int:
@@ -119,26 +142,16 @@ def main(argv=None) -> int:
         render_reference(paths[0], scratch / "warmup.png")
         time_ours(scratch / "clips", scratch / "warmup", 1)
 
+        renderers = {
+            "reference (matplotlib)": lambda: time_reference(paths, scratch / "reference"),
+            "ours --jobs 1": lambda: time_ours(scratch / "clips", scratch / "ours1", 1),
+            f"ours --jobs {args.jobs}": lambda: time_ours(scratch / "clips", scratch / "oursN", args.jobs),
+        }
         # Interleaved rounds, best of each: other load on the machine only ever slows a round down.
-        rounds = []
-        for _ in range(args.repeats):
-            rounds.append((time_reference(paths, scratch / "reference"),
-                           *time_ours(scratch / "clips", scratch / "ours1", 1),
-                           time_ours(scratch / "clips", scratch / "oursN", args.jobs)[0]))
-        reference_s, one_job_s, images, many_jobs_s = (min(values) for values in zip(*rounds))
-
-    count = len(paths)
-    source = args.input or "synthetic speech-like clips"
-    print(f"{count} clips from {source}; {os.cpu_count()} CPUs; best of {args.repeats} rounds; ours made {images} images "
-          f"({images / count:.2f} windows per clip), the reference 1 image per clip")
-    print(f"{'renderer':<22} {'seconds':>8} {'files/s':>8} {'images/s':>9} {'ms/file':>8}")
-    results = {"reference (matplotlib)": (reference_s, count), "ours --jobs 1": (one_job_s, images),
-               f"ours --jobs {args.jobs}": (many_jobs_s, images)}
-    for name, (seconds, made) in results.items():
-        print(f"{name:<22} {seconds:>8.2f} {count / seconds:>8.1f} {made / seconds:>9.1f} "
-              f"{1000 * seconds / count:>8.1f}")
-    print(f"speed-up in files/s: ours --jobs 1 / reference = {reference_s / one_job_s:.2f}x, "
-          f"ours --jobs {args.jobs} / reference = {reference_s / many_jobs_s:.2f}x")
+        rounds = [[render() for render in renderers.values()] for _ in range(args.repeats)]
+        best = {name: tuple(min(values) for values in zip(*timings))
+                for name, timings in zip(renderers, zip(*rounds))}
+    print_results(best, len(paths), args)
     return 0
 
 

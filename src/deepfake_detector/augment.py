@@ -595,7 +595,8 @@ def make_spec_augment(config: AugmentConfig):
     """An `(image, label) -> (image, label)` function for dataset.make_dataset(augment=...).
 
     Seeds come from a tf.random.Generator seeded with config.seed, so each picture in each epoch gets fresh
-    masks; with parallel map calls the order in which pictures draw seeds is not fixed.
+    masks; with parallel map calls the order in which pictures draw seeds is not fixed. Call it outside
+    `strategy.scope()`, where the rest of the input pipeline is built.
     """
     import tensorflow as tf
 

@@ -169,10 +169,9 @@ def assign_groups(groups: list[Group], ratios: tuple[float, float, float], seed:
 
     open_splits = [split for split, ratio in zip(SPLIT_NAMES, ratios) if ratio > 0]
     for group in _seed_each_split(free, ratios, assignment, filled):
-        def deficit(split):
-            return sum(count * (targets[split][name] - filled[split][name])
-                       for name, count in group.class_counts.items())
-        best = max(open_splits, key=deficit)  # max keeps the first split on ties
+        # The split that most lacks this group's classes (files still wanted, weighted by the group's files).
+        best = max(open_splits, key=lambda split: sum(  # max keeps the first split on ties
+            count * (targets[split][name] - filled[split][name]) for name, count in group.class_counts.items()))
         assignment[group.name] = best
         filled[best].update(group.class_counts)
     return assignment

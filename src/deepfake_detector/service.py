@@ -105,13 +105,15 @@ def spectrogram_data_url(waveform: np.ndarray, params: Params) -> str:
     hop = max(params.hop_length, math.ceil(len(waveform) / SPECTROGRAM_MAX_COLUMNS))
     picture = features.colourise(features.mel_normalised(waveform, params.replace(hop_length=hop)))
     buffer = io.BytesIO()
-    Image.fromarray(picture, mode="RGB").save(buffer, format="PNG", optimize=True)
+    Image.fromarray(picture, mode="RGB").save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def score_upload(detector: Detector, audio_path: Path, with_spectrogram: bool) -> dict:
+def score_upload(detector: Detector, audio_path: Path, scoring_gate: threading.BoundedSemaphore,
+                 with_spectrogram: bool) -> dict:
     """predict_file's dict for one stored upload (plus its spectrogram on request); AudioError -> 422."""
-    result, waveform = inference.load_and_score(detector, audio_path)
+    with scoring_gate:  # only the decode + network step is rationed; drawing the picture needs no model
+        result, waveform = inference.load_and_score(detector, audio_path)
     if result["error"] is not None:
         raise UploadError(422, result["error"])
     if with_spectrogram:
@@ -173,7 +175,7 @@ def _warm_up(detector: Detector) -> None:
 
 
 def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: float = 600.0,
-               upload_dir: Path | None = None, scoring_slots: int = 1) -> FastAPI:
+               upload_dir: Path | None = None, scoring_slots: int = 2) -> FastAPI:
     """Load the detector at `model_path` once and build the app. `upload_dir` None = the system temp folder."""
     limits = Limits(max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
     detector = with_limits(model_store.load_detector(Path(model_path)), limits)
@@ -181,11 +183,8 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
     scoring_gate = threading.BoundedSemaphore(scoring_slots)
     health = health_record(detector, limits)
 
-    def score_gated(audio_path: Path, with_spectrogram: bool) -> dict:
-        with scoring_gate:
-            return score_upload(detector, audio_path, with_spectrogram)
-
-    app = FastAPI(title="Deepfake speech detector", version=__version__, docs_url="/docs", redoc_url=None)
+    # No /docs: Swagger UI loads from a CDN and the service must work offline; /openapi.json stays.
+    app = FastAPI(title="Deepfake speech detector", version=__version__, docs_url=None, redoc_url=None)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
@@ -209,7 +208,7 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
                         request.stream(), destination, limits.max_upload_bytes)
                 name = display_name(client_name)
                 audio_path = await run_in_threadpool(inspect_upload, folder / "received", size, limits)
-                result = await run_in_threadpool(score_gated, audio_path, spectrogram)
+                result = await run_in_threadpool(score_upload, detector, audio_path, scoring_gate, spectrogram)
             except ClientDisconnect as error:
                 raise UploadError(400, "the upload was interrupted") from error
             except UploadError as error:

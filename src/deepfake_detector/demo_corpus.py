@@ -162,11 +162,17 @@ def _trim(waveform: np.ndarray) -> np.ndarray:
 def prepared_waveform(spec: ClipSpec, cache: Path, roots: dict[str, Path]) -> np.ndarray:
     """Rendered, trimmed clip; cached in `cache` so rebuilds and copy-synthesis reuse it."""
     path = cache / "prepared" / PREPARED_VERSION / f"{spec.clip_id}.flac"
+    # Most rejected clips are words too short once trimmed; remembering them keeps rebuilds fast.
+    rejected_marker = path.with_suffix(".rejected")
     if path.is_file():
         return soundfile.read(str(path), dtype="float32")[0]
+    if rejected_marker.is_file():
+        raise DemoCorpusError(rejected_marker.read_text().strip())
     waveform = _trim(_render(spec, cache, roots))
     if len(waveform) < MIN_DURATION_S * SAMPLE_RATE or not np.all(np.isfinite(waveform)):
-        raise DemoCorpusError(f"{spec.clip_id}: shorter than {MIN_DURATION_S} s after trimming, or not finite")
+        reason = f"{spec.clip_id}: shorter than {MIN_DURATION_S} s after trimming, or not finite"
+        atomic_write_text(rejected_marker, reason + "\n")
+        raise DemoCorpusError(reason)
     # Level is normalised later; scaling to a 0.5 peak lets 24-bit FLAC hold any vocoder output without clipping.
     waveform = 0.5 * waveform / max(float(np.max(np.abs(waveform))), 1e-9)
     with atomic_path(path) as tmp:

@@ -72,17 +72,29 @@ def split_windows(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, lis
     return segments, windows
 
 
-def mel_normalised(segment: np.ndarray, params: Params) -> np.ndarray:
-    """One window -> (n_mels, frames) float32 in [0, 1]; row 0 is the lowest mel band."""
-    power = librosa.feature.melspectrogram(
-        y=segment, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
-        n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax, power=2.0,
-    )  # (n_mels, frames)
-    if float(power.max()) <= _SILENT_POWER:
-        return np.zeros_like(power, dtype=np.float32)
-    decibels = librosa.power_to_db(power, ref=np.max, top_db=None)  # (n_mels, frames), max 0 dB
-    clipped = np.clip(decibels, -params.top_db, 0.0)
-    return ((clipped + params.top_db) / params.top_db).astype(np.float32)
+@functools.lru_cache(maxsize=4)
+def mel_basis(params: Params) -> np.ndarray:
+    """(n_mels, 1 + n_fft // 2) mel filter bank, built once per parameter set instead of once per window."""
+    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                               fmin=params.fmin, fmax=params.fmax)
+
+
+def mel_normalised(segments: np.ndarray, params: Params) -> np.ndarray:
+    """(..., samples) -> (..., n_mels, frames) float32 in [0, 1], each window scaled to its own maximum.
+
+    Row 0 is the lowest mel band. A batch of windows shares one STFT call.
+    """
+    spectrum = librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length)  # (..., bins, frames)
+    power = np.einsum("mb,...bf->...mf", mel_basis(params), np.abs(spectrum) ** 2)  # (..., n_mels, frames)
+    windows = power.reshape(-1, *power.shape[-2:])
+    normalised = np.zeros(windows.shape, dtype=np.float32)
+    for index, window_power in enumerate(windows):
+        if float(window_power.max()) <= _SILENT_POWER:
+            continue  # digital silence stays at the darkest colour
+        decibels = librosa.power_to_db(window_power, ref=np.max, top_db=None)  # max 0 dB
+        clipped = np.clip(decibels, -params.top_db, 0.0)
+        normalised[index] = (clipped + params.top_db) / params.top_db
+    return normalised.reshape(power.shape)
 
 
 def colourise(normalised: np.ndarray) -> np.ndarray:
@@ -94,14 +106,15 @@ def colourise(normalised: np.ndarray) -> np.ndarray:
 def waveform_to_images(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, list[Window]]:
     """Mono waveform at params.sample_rate -> (n_windows, n_mels, frames, 3) uint8 images and their windows."""
     segments, windows = split_windows(waveform, params)
-    images = np.stack([colourise(mel_normalised(segment, params)) for segment in segments])
+    images = np.stack([colourise(window) for window in mel_normalised(segments, params)])
     return images, windows
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
     """Write one uint8 RGB image atomically (temp file + rename)."""
     with atomic_path(Path(path)) as tmp:
-        Image.fromarray(image, mode="RGB").save(tmp, format="PNG")
+        # Fast zlib level: encoding at the default level took a third of the render time for ~10% smaller files.
+        Image.fromarray(image, mode="RGB").save(tmp, format="PNG", compress_level=1)
 
 
 def load_png(path: Path) -> np.ndarray:

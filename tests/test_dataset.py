@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepfake_detector.dataset import DataError, load_split_table, make_dataset
+from deepfake_detector.dataset import DataError, check_trainable, load_split_table, make_dataset
 from deepfake_detector.features import load_png
 from deepfake_detector.params import Params
 from synthetic_spectrograms import make_spectrogram_folder
@@ -79,3 +79,12 @@ def test_missing_png_and_missing_params_are_reported(data_dir, tmp_path):
     (broken / "params.json").unlink()
     with pytest.raises(DataError, match="params.json"):
         load_split_table(broken)
+
+
+def test_training_needs_both_classes_in_train_and_val_and_a_test_split(data_dir):
+    table = load_split_table(data_dir)
+    check_trainable(table)
+    with pytest.raises(DataError, match="val split has no real files"):
+        check_trainable(table[~((table["split"] == "val") & (table["class"] == "real"))])
+    with pytest.raises(DataError, match="no 'test' rows"):
+        check_trainable(table[table["split"] != "test"])

@@ -94,6 +94,8 @@ def data_summary(table: pd.DataFrame) -> dict:
 def check_trainable(table: pd.DataFrame) -> None:
     """Training needs both classes in train and in validation (threshold and calibration come from val)."""
     summary = data_summary(table)
+    if "test" not in summary:
+        raise DataError("splits.csv has no 'test' rows: training scores the test split once at the end")
     for split in ("train", "val"):
         empty = [name for name in CLASS_NAMES if summary.get(split, {}).get(name, {}).get("files", 0) == 0]
         if empty:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from deepfake_detector import metrics
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
@@ -51,6 +52,7 @@ def plot_history(history_csv: Path, out_png: Path) -> Path:
             best = epochs[history["val_loss"].idxmin()]
             axes.axvline(best, color="grey", linestyle=":", label=f"lowest val loss (epoch {best})")
         axes.set(title=f"{metric.capitalize()} per epoch", xlabel="epoch", ylabel=metric)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend()
     figure.suptitle(f"Training history ({Path(history_csv).name})")
     return _save(figure, out_png)
@@ -95,7 +97,7 @@ def plot_roc(labels, scores, out_png: Path, threshold: float | None = None) -> P
                   markersize=9, label=f"model threshold {threshold:.3g}")
     axes.set(title="ROC: fake detection", xlabel="false-positive rate (real called fake)",
              ylabel="true-positive rate (fake caught)", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     return _save(figure, out_png)
 
 
@@ -117,7 +119,7 @@ def plot_precision_recall(labels, scores, out_png: Path, threshold: float | None
                   label=f"model threshold {threshold:.3g}")
     axes.set(title="Precision-recall: fake class", xlabel="recall (fake caught)",
              ylabel="precision (calls of fake that are right)", xlim=(-0.02, 1.02), ylim=(-0.02, 1.05))
-    axes.legend(loc="lower left", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     return _save(figure, out_png)
 
 

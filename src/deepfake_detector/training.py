@@ -100,7 +100,7 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         # fit() runs validation through the same callbacks; the training pass of this epoch ends here.
-        if len(self.train_seconds) < self.params.get("epochs", 0) and self._started:
+        if self._started:
             self.train_seconds.append(time.perf_counter() - self._started)
             self._started = 0.0
 
@@ -218,20 +218,10 @@ def evaluate_run(val_files: pd.DataFrame, test_files: pd.DataFrame, target_fpr: 
     return result
 
 
-def train(config: TrainingConfig) -> dict:
-    """Train, calibrate, threshold, evaluate and save; returns the metrics record (also written as JSON)."""
-    # The data checks use no TensorFlow op, so a bad folder fails fast, before the devices are configured.
-    params = load_data_params(config.data_dir)
-    table = load_split_table(config.data_dir)
-    check_trainable(table)
-    summary = data_summary(table)
-    strategy = make_strategy(config.devices)  # logical devices must exist before any other TF op
-    replicas = strategy.num_replicas_in_sync
-    print(f"MirroredStrategy with {replicas} replica(s): {', '.join(strategy.extended.worker_devices)}")
-    set_seeds(config.seed)
-    paths = config.output_paths()
-    paths["model"].parent.mkdir(parents=True, exist_ok=True)
-    global_batch = config.batch_size * replicas
+def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
+              strategy: tf.distribute.Strategy) -> tuple[keras.Model, dict]:
+    """Build, compile and fit under `strategy`; returns the best-validation-loss model and a training record."""
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def dataset(split: str, training: bool) -> tf.data.Dataset:
         return make_dataset(split_table(table, split), config.data_dir, global_batch, training, config.seed,
@@ -244,15 +234,30 @@ def train(config: TrainingConfig) -> dict:
     started = time.perf_counter()
     history = model.fit(dataset("train", True), validation_data=dataset("val", False), epochs=config.epochs,
                         callbacks=callbacks, verbose=1, shuffle=False)  # the dataset shuffles itself, seeded
-    seconds = time.perf_counter() - started
     n_train = int((table["split"] == "train").sum())
-    training = {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
-                "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
-                "replicas": replicas, "learning_rate": config.learning_rate, "seconds": round(seconds, 2),
-                "train_images": n_train, **throughput(n_train, timer.train_seconds)}
+    return model, {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
+                   "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
+                   "replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
+                   "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
+                   **throughput(n_train, timer.train_seconds)}
 
-    files = {split: score_files(model, split_table(table, split), config.data_dir, global_batch, params.png_shape)
-             for split in ("val", "test")}
+
+def train(config: TrainingConfig) -> dict:
+    """Train, calibrate, threshold, evaluate and save; returns the metrics record (also written as JSON)."""
+    # The data checks use no TensorFlow op, so a bad folder fails fast, before the devices are configured.
+    params = load_data_params(config.data_dir)
+    table = load_split_table(config.data_dir)
+    check_trainable(table)
+    summary = data_summary(table)
+    strategy = make_strategy(config.devices)  # logical devices must exist before any other TF op
+    print(f"MirroredStrategy with {strategy.num_replicas_in_sync} replica(s): "
+          f"{', '.join(strategy.extended.worker_devices)}")
+    set_seeds(config.seed)
+    paths = config.output_paths()
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    model, training = fit_model(config, table, params, strategy)
+    files = {split: score_files(model, split_table(table, split), config.data_dir,
+                                training["global_batch_size"], params.png_shape) for split in ("val", "test")}
     evaluation = evaluate_run(files["val"], files["test"], config.target_fpr)
     if training["best_epoch"] == 1 and training["epochs_run"] > 1:
         evaluation["warnings"].append("validation loss was lowest after epoch 1: the model may have learned little")

@@ -153,6 +153,8 @@ def apply_calibration(raw_scores: np.ndarray, calibration: dict | None) -> np.nd
 
 def threshold_at_fpr(labels, scores, target_fpr: float) -> float:
     """The lowest threshold whose false-positive rate (reals called fake) is at most `target_fpr`."""
+    if not 0.0 <= target_fpr <= 1.0:
+        raise ValueError(f"target false-positive rate must lie in [0, 1], got {target_fpr}")
     _, fpr, thresholds = metrics.det_curve(labels, scores)
     return float(thresholds[np.argmax(fpr <= target_fpr)])  # fpr falls as the threshold rises; +inf gives 0
 

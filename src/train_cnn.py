@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--target-fpr", type=float, default=None,
                         help="choose the threshold for this validation false-positive rate instead of the EER")
-    parser.add_argument("--name", default=None, help="output file stem (default: the model name)")
+    parser.add_argument("--name", default=None, help="output file stem; None means the model name")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots"))
     return parser.parse_args(argv)

@@ -45,11 +45,7 @@ class Detector:
 
     def calibrate(self, raw_scores: np.ndarray) -> np.ndarray:
         """Apply the saved calibration (Platt scaling on the logit) or return the scores unchanged."""
-        calibration = self.metadata.get("calibration")
-        raw_scores = np.asarray(raw_scores, dtype=np.float64)
-        if not calibration:
-            return raw_scores
-        return platt_apply(raw_scores, calibration["slope"], calibration["intercept"])
+        return apply_calibration(raw_scores, self.metadata.get("calibration"))
 
 
 def logit(probabilities: np.ndarray) -> np.ndarray:
@@ -61,12 +57,30 @@ def platt_apply(raw_scores: np.ndarray, slope: float, intercept: float) -> np.nd
     return 1.0 / (1.0 + np.exp(-(slope * logit(raw_scores) + intercept)))
 
 
+def apply_calibration(raw_scores: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """Calibrated probabilities, or the raw scores when the model has no calibration."""
+    raw_scores = np.asarray(raw_scores, dtype=np.float64)
+    if not calibration:
+        return raw_scores
+    return platt_apply(raw_scores, calibration["slope"], calibration["intercept"])
+
+
 def fit_platt(raw_scores: np.ndarray, labels: np.ndarray) -> dict:
-    """Fit p = sigmoid(slope * logit(raw) + intercept) on validation scores (1-D logistic regression)."""
+    """Fit p = sigmoid(slope * logit(raw) + intercept) on validation scores (Platt, 1999).
+
+    Platt's smoothed targets (n+ + 1) / (n+ + 2) and 1 / (n- + 2) replace 1 and 0, so perfectly separated
+    validation scores give a finite slope instead of a step function. Each score enters twice, once per class,
+    weighted by its target.
+    """
     from sklearn.linear_model import LogisticRegression
 
-    features = logit(raw_scores).reshape(-1, 1)
-    regression = LogisticRegression(C=1e4).fit(features, np.asarray(labels).astype(int))
+    labels = np.asarray(labels).astype(int).ravel()
+    n_fake, n_real = int(labels.sum()), int(len(labels) - labels.sum())
+    targets = np.where(labels == 1, (n_fake + 1) / (n_fake + 2), 1 / (n_real + 2))
+    features = np.tile(logit(raw_scores).reshape(-1, 1), (2, 1))
+    classes = np.r_[np.ones(len(labels)), np.zeros(len(labels))]
+    weights = np.r_[targets, 1 - targets]
+    regression = LogisticRegression(C=1e4).fit(features, classes, sample_weight=weights)
     return {"method": "platt", "slope": float(regression.coef_[0, 0]),
             "intercept": float(regression.intercept_[0])}
 
@@ -112,7 +126,7 @@ def save_detector(model: keras.Model, model_path: Path, params: Params, threshol
     with atomic_path(model_path) as tmp:
         # Keras insists on the .keras suffix, so save to a sibling name and let atomic_path rename it.
         keras_tmp = tmp.with_suffix(".keras")
-        model.save(keras_tmp)
+        model.save(keras_tmp, include_optimizer=False)  # a third of the size; nothing resumes training
         keras_tmp.replace(tmp)
     atomic_write_text(metadata_path(model_path), json.dumps(record, indent=2, default=float) + "\n")
     return record

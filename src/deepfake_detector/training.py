@@ -144,13 +144,6 @@ def fit_calibration(raw_scores: np.ndarray, labels: np.ndarray) -> tuple[dict | 
     return calibration, []
 
 
-def apply_calibration(raw_scores: np.ndarray, calibration: dict | None) -> np.ndarray:
-    """The same mapping as model_store.Detector.calibrate."""
-    if not calibration:
-        return np.asarray(raw_scores, dtype=np.float64)
-    return model_store.platt_apply(raw_scores, calibration["slope"], calibration["intercept"])
-
-
 def threshold_at_fpr(labels, scores, target_fpr: float) -> float:
     """The lowest threshold whose false-positive rate (reals called fake) is at most `target_fpr`."""
     if not 0.0 <= target_fpr <= 1.0:
@@ -204,7 +197,7 @@ def evaluate_run(val_files: pd.DataFrame, test_files: pd.DataFrame, target_fpr: 
     """Calibration and threshold from validation files; test metrics at that threshold, at 0.5 and at test EER."""
     calibration, warnings = fit_calibration(val_files["p_fake_raw"].to_numpy(), val_files["label"].to_numpy())
     for files in (val_files, test_files):
-        files["p_fake"] = apply_calibration(files["p_fake_raw"].to_numpy(), calibration)
+        files["p_fake"] = model_store.apply_calibration(files["p_fake_raw"].to_numpy(), calibration)
     threshold, rule = choose_threshold(val_files["label"], val_files["p_fake"], target_fpr)
     validation = metrics.summarise(val_files["label"], val_files["p_fake"], threshold)
     test = metrics.summarise(test_files["label"], test_files["p_fake"], threshold)

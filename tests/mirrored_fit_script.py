@@ -15,7 +15,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deepfake_detector import features, models  # noqa: E402
+from deepfake_detector import features, training  # noqa: E402
 from deepfake_detector.params import Params  # noqa: E402
 
 PARAMS = Params(window_s=1.0, hop_s=1.0)  # (128, 44, 3) pictures keep the fit quick
@@ -31,13 +31,10 @@ def synthetic_pictures(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(model_name: str) -> None:
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = tf.distribute.MirroredStrategy(devices=["/cpu:0", "/cpu:1"])
+    strategy = training.make_strategy(devices=2)  # the training loop's own strategy set-up
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = models.build_model(model_name, PARAMS)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        model = training.compile_model(model_name, PARAMS, learning_rate=1e-3)
     pictures, labels = synthetic_pictures(32, seed=0)
     dataset = tf.data.Dataset.from_tensor_slices((pictures, labels)).shuffle(32, seed=0).batch(8)
     history = model.fit(dataset, epochs=6, verbose=0)

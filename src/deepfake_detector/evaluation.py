@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detector import inference, metrics, reports, spectrograms
+from deepfake_detector.dataset import class_labels
 from deepfake_detector.io_utils import atomic_write_text
 from deepfake_detector.model_store import Detector
-from deepfake_detector.params import CLASS_NAMES, canonical_class
+from deepfake_detector.params import canonical_class
 from deepfake_detector.splits import canonical_split
 
 # Manifest columns that name a speaker, generator or corpus; metrics are broken down per value of each.
@@ -27,11 +28,6 @@ BREAKDOWN_COLUMNS = ["column", "value", "n", "n_real", "n_fake", "accuracy", "ee
 
 class EvaluationError(Exception):
     """The data cannot be evaluated; str(error) says why in one line."""
-
-
-def class_labels(classes: pd.Series) -> np.ndarray:
-    """'real'/'fake' -> 0/1 in the pinned class order (fake = 1, the positive class of metrics.py)."""
-    return classes.map(CLASS_NAMES.index).to_numpy(dtype=np.int64)
 
 
 def _split_key(name: str) -> str:

@@ -14,6 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from deepfake_detector.augment import add_augment_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("spectrograms"),
@@ -31,17 +33,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="output file stem; None means the model name")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots"))
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes rendering augmented copies")
+    add_augment_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from deepfake_detector.augment import config_from_args
     from deepfake_detector.dataset import DataError, check_trainable, load_split_table
 
     try:
+        augment_config = config_from_args(args, args.seed)
         # Check the folder before TensorFlow is imported: its import prints log lines to stderr.
         check_trainable(load_split_table(args.data))
-    except DataError as error:
+    except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     from deepfake_detector.model_store import ModelError
@@ -50,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainingConfig(data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size,
                             model_name=args.model, seed=args.seed, devices=args.devices, patience=args.patience,
                             learning_rate=args.learning_rate, name=args.name, models_dir=args.models_dir,
-                            plots_dir=args.plots_dir, target_fpr=args.target_fpr)
+                            plots_dir=args.plots_dir, target_fpr=args.target_fpr, augment=augment_config,
+                            jobs=args.jobs)
     try:
         record = train(config)
     except (DataError, ModelError, ValueError, OSError, RuntimeError) as error:

@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepfake_detector import metrics
-from deepfake_detector.dataset import data_summary, load_split_table
+from conftest import write_tone
+from deepfake_detector import metrics, spectrograms
+from deepfake_detector.augment import AugmentConfig
+from deepfake_detector.dataset import SPLIT_COLUMNS, data_summary, load_split_table
+from deepfake_detector.params import Params
 from deepfake_detector.training import choose_threshold, threshold_at_fpr
 from synthetic_spectrograms import make_spectrogram_folder
 
@@ -118,3 +121,90 @@ def test_reloaded_model_reproduces_the_saved_test_scores(trained):
     np.testing.assert_array_equal(rescored["windows"], saved["windows"])
     np.testing.assert_allclose(rescored["p_fake_raw"], saved["p_fake_raw"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rescored["p_fake"], saved["p_fake"], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
+
+SHORT_PARAMS = Params(window_s=1.0, hop_s=1.0)  # (128, 44, 3) pictures keep the runs quick
+
+
+def make_audio_data_folder(root: Path) -> Path:
+    """Tones (real) and noisy tones (fake) rendered by spectrograms.generate; per class 3 train, 2 val, 1 test
+    files of 1.2 s (two windows each). Augmented copies need real audio sources, hence not the PNG-only folder."""
+    for class_name in ("real", "fake"):
+        for index in range(6):
+            write_tone(root / "audio" / class_name / f"{class_name}{index}.wav", 1.2, 300 + 100 * index,
+                       noise=0.2 if class_name == "fake" else 0.0, seed=index)
+    data_dir = root / "data"
+    spectrograms.generate(root / "audio", data_dir, SHORT_PARAMS, progress=False)
+    table = pd.read_csv(data_dir / "manifest.csv", dtype={"source_sha256": str})
+    index = table["source_path"].str.extract(r"(\d)\.wav$")[0].astype(int)
+    table["split"] = np.select([index < 3, index < 5], ["train", "val"], "test")
+    table["group"] = [Path(path).stem for path in table["source_path"]]
+    table[list(SPLIT_COLUMNS)].to_csv(data_dir / "splits.csv", index=False)
+    return data_dir
+
+
+def test_augmented_copies_are_appended_to_train_only(tmp_path):
+    from deepfake_detector.training import TrainingConfig, with_augmented_copies
+
+    data_dir = make_audio_data_folder(tmp_path)
+    table = load_split_table(data_dir)
+    config = TrainingConfig(data_dir=data_dir, augment=AugmentConfig(augmentations=("noise", "gain"), copies=2))
+    grown = with_augmented_copies(table, config, SHORT_PARAMS)
+    for split in ("val", "test"):
+        pd.testing.assert_frame_equal(grown[grown["split"] == split], table[table["split"] == split])
+    added = grown.iloc[len(table):]
+    assert len(added) == 2 * (table["split"] == "train").sum() and set(added["split"]) == {"train"}
+    assert (added["label"] == (added["class"] == "fake")).all()
+    assert set(added["source_path"]) == set(table.loc[table["split"] == "train", "source_path"])
+    # Without augmentation the table is returned as it is.
+    assert with_augmented_copies(table, TrainingConfig(data_dir=data_dir), SHORT_PARAMS) is table
+
+
+def test_spec_augment_changes_training_batches_only(tmp_path):
+    from deepfake_detector.augment import make_spec_augment
+    from deepfake_detector.dataset import make_dataset
+    from deepfake_detector.features import load_png
+
+    data_dir = make_audio_data_folder(tmp_path)
+    table = load_split_table(data_dir).query("split == 'val'")
+    spec_augment = make_spec_augment(AugmentConfig(augmentations=("specaugment",), time_mask_max=10))
+    pngs = np.stack([load_png(data_dir / path) for path in table["png_path"]])
+
+    def pixels(training):
+        dataset = make_dataset(table, data_dir, 4, training=training, seed=0, augment=spec_augment)
+        return np.concatenate([images.numpy() for images, _ in dataset])
+
+    np.testing.assert_array_equal(pixels(training=False), pngs)
+    masked = pixels(training=True)
+    assert not np.array_equal(np.sort(masked.reshape(len(masked), -1).sum(axis=1)),
+                              np.sort(pngs.reshape(len(pngs), -1).sum(axis=1)))
+
+
+@pytest.mark.slow
+def test_cli_augment_grows_train_only_and_records_the_augmentation(tmp_path):
+    data_dir = make_audio_data_folder(tmp_path)
+    command = [sys.executable, str(TRAIN_CNN), "--data", str(data_dir), "--model", "compact", "--epochs", "1",
+               "--batch-size", "4", "--name", "aug", "--models-dir", str(tmp_path / "models"),
+               "--plots-dir", str(tmp_path / "plots"), "--augment", "noise,gain,specaugment",
+               "--augment-copies", "2", "--seed", "7"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metadata = json.loads((tmp_path / "models" / "aug.json").read_text())
+    assert metadata["augment"]["augmentations"] == ["noise", "gain", "specaugment"]
+    assert metadata["augment"]["copies"] == 2 and metadata["augment"]["seed"] == 7
+    # 6 train files x 2 windows, plus 2 copies of each: the table grew in train only.
+    assert metadata["training"]["train_images"] == 12 * 3 and metadata["training"]["augmented_train_images"] == 24
+    assert metadata["data_summary"]["val"]["real"] == {"files": 2, "images": 4}
+    record = json.loads((tmp_path / "models" / "aug_metrics.json").read_text())
+    assert record["augment"] == metadata["augment"]
+    assert record["validation"]["n"] == 4 and record["test"]["n"] == 2  # files, as without augmentation
+
+
+def test_cli_rejects_an_unknown_augmentation_in_one_line(tmp_path):
+    data_dir = make_audio_data_folder(tmp_path)
+    result = subprocess.run([sys.executable, str(TRAIN_CNN), "--data", str(data_dir), "--augment", "wobble"],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and "wobble" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -69,11 +69,12 @@ def _check_files(table: pd.DataFrame, data_dir: Path, params: Params) -> None:
                         f"{params.png_shape}")
 
 
-def load_split_table(data_dir: Path) -> pd.DataFrame:
-    """Read `<data_dir>/splits.csv`, check it against the folder, and add an integer `label` column."""
+def load_split_table(data_dir: Path, csv_path: Path | None = None) -> pd.DataFrame:
+    """Read `<data_dir>/splits.csv` (or another split table whose png paths are relative to `data_dir`), check it
+    against the folder, and add an integer `label` column."""
     data_dir = Path(data_dir)
     params = load_data_params(data_dir)
-    csv_path = data_dir / "splits.csv"
+    csv_path = data_dir / "splits.csv" if csv_path is None else Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"{csv_path} is missing: split the folder with scripts/split_data.py first")
     table = pd.read_csv(csv_path, dtype={"source_sha256": str, "group": str})

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from deepfake_detector import metrics, model_store, reports
-from deepfake_detector.dataset import (DataError, check_trainable, data_summary, load_data_params,
+from deepfake_detector import augment, metrics, model_store, reports
+from deepfake_detector.dataset import (DataError, check_trainable, class_labels, data_summary, load_data_params,
                                        load_split_table, make_dataset)
 from deepfake_detector.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
@@ -43,6 +43,9 @@ class TrainingConfig:
     models_dir: Path = Path("models")
     plots_dir: Path = Path("plots")
     target_fpr: float | None = None  # threshold for this validation false-positive rate instead of the EER
+    augment: augment.AugmentConfig = augment.AugmentConfig()  # training data only; none by default
+    jobs: int = 1  # worker processes rendering augmented copies
+    splits_csv: Path | None = None  # another split table over data_dir's PNGs; None means data_dir/splits.csv
 
     @property
     def run_name(self) -> str:
@@ -213,14 +216,27 @@ def evaluate_run(val_files: pd.DataFrame, test_files: pd.DataFrame, target_fpr: 
     return result
 
 
+def with_augmented_copies(table: pd.DataFrame, config: TrainingConfig, params: Params) -> pd.DataFrame:
+    """The split table plus the rendered augmented copies of its train files, appended as train rows only."""
+    copies = augment.render_augmented_copies(table, config.data_dir, params, config.augment, config.jobs)
+    if copies.empty:
+        return table
+    if set(copies["split"]) != {"train"}:
+        raise DataError("augmented copies must be train rows; validation and test data are never augmented")
+    return pd.concat([table, copies.assign(label=class_labels(copies["class"]))], ignore_index=True)
+
+
 def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
               strategy: tf.distribute.Strategy) -> tuple[keras.Model, dict]:
     """Build, compile and fit under `strategy`; returns the best-validation-loss model and a training record."""
     global_batch = config.batch_size * strategy.num_replicas_in_sync
+    # SpecAugment masks are drawn inside tf.data, outside the strategy scope; make_dataset applies them to
+    # training batches only.
+    spec_augment = augment.make_spec_augment(config.augment) if config.augment.uses_specaugment else None
 
     def dataset(split: str, training: bool) -> tf.data.Dataset:
         return make_dataset(split_table(table, split), config.data_dir, global_batch, training, config.seed,
-                            image_shape=params.png_shape)
+                            image_shape=params.png_shape, augment=spec_augment if training else None)
 
     with strategy.scope():
         model = compile_model(config.model_name, params, config.learning_rate)
@@ -241,9 +257,12 @@ def train(config: TrainingConfig) -> dict:
     """Train, calibrate, threshold, evaluate and save; returns the metrics record (also written as JSON)."""
     # The data checks use no TensorFlow op, so a bad folder fails fast, before the devices are configured.
     params = load_data_params(config.data_dir)
-    table = load_split_table(config.data_dir)
+    table = load_split_table(config.data_dir, config.splits_csv)
     check_trainable(table)
     summary = data_summary(table)
+    # Rendered before TensorFlow configures its devices; the worker processes start by spawn.
+    original_rows = len(table)
+    table = with_augmented_copies(table, config, params)
     strategy = make_strategy(config.devices)  # logical devices must exist before any other TF op
     print(f"MirroredStrategy with {strategy.num_replicas_in_sync} replica(s): "
           f"{', '.join(strategy.extended.worker_devices)}")
@@ -251,6 +270,7 @@ def train(config: TrainingConfig) -> dict:
     paths = config.output_paths()
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
     model, training = fit_model(config, table, params, strategy)
+    training["augmented_train_images"] = len(table) - original_rows
     files = {split: score_files(model, split_table(table, split), config.data_dir,
                                 training["global_batch_size"], params.png_shape) for split in ("val", "test")}
     evaluation = evaluate_run(files["val"], files["test"], config.target_fpr)
@@ -259,10 +279,11 @@ def train(config: TrainingConfig) -> dict:
     model_store.save_detector(model, paths["model"], params, evaluation["threshold"],
                               calibration=evaluation["calibration"], threshold_rule=evaluation["threshold_rule"],
                               aggregate=AGGREGATE_RULE, data_summary=summary, data_dir=str(config.data_dir),
-                              seed=config.seed, training=training, model_name=config.model_name)
+                              seed=config.seed, training=training, model_name=config.model_name,
+                              augment=config.augment.to_dict())
     _write_scores_csv(files["test"], paths["test_scores"])
     record = {"name": config.run_name, "model_name": config.model_name, "data_dir": str(config.data_dir),
-              **evaluation, "training": training, "data_summary": summary,
+              "augment": config.augment.to_dict(), **evaluation, "training": training, "data_summary": summary,
               "paths": {key: str(path) for key, path in paths.items() if key != "checkpoint"}}
     record["plots"] = write_plots(config, files["test"], evaluation["threshold"])
     atomic_write_text(paths["metrics"], json.dumps(record, indent=2, default=float) + "\n")

@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--devices", type=int, default=1,
                         help="logical CPU devices for MirroredStrategy on a CPU-only machine (GPUs: all are used)")
-    parser.add_argument("--patience", type=int, default=3, help="epochs without a lower validation loss")
+    parser.add_argument("--patience", type=int, default=3, help="epochs without improvement of --monitor")
+    parser.add_argument("--monitor", choices=["val_auc", "val_loss"], default="val_auc",
+                        help="validation metric for early stopping and the best checkpoint")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--target-fpr", type=float, default=None,
                         help="choose the threshold for this validation false-positive rate instead of the EER")
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = TrainingConfig(data_dir=args.data, epochs=args.epochs, batch_size=args.batch_size,
                             model_name=args.model, seed=args.seed, devices=args.devices, patience=args.patience,
+                            monitor=args.monitor,
                             learning_rate=args.learning_rate, name=args.name, models_dir=args.models_dir,
                             plots_dir=args.plots_dir, target_fpr=args.target_fpr, augment=augment_config,
                             jobs=args.jobs)

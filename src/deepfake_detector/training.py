@@ -1,8 +1,8 @@
 """Training a detector on a rendered, split spectrogram folder, then calibrating, thresholding and scoring it.
 
 Steps: seeds -> MirroredStrategy (GPUs, or the CPU split into N logical devices) -> tf.data from splits.csv ->
-fit with EarlyStopping/ModelCheckpoint on validation loss (never accuracy: ties bring back a constant predictor,
-PITFALLS 1) -> window scores averaged per source file -> Platt calibration and decision threshold chosen on
+fit with EarlyStopping/ModelCheckpoint on validation AUC by default, or validation loss (never accuracy: ties
+bring back a constant predictor, PITFALLS 1) -> window scores averaged per source file -> Platt calibration and decision threshold chosen on
 validation files only -> test scored once -> model + metadata, metrics, per-file scores and plots.
 """
 from __future__ import annotations
@@ -25,6 +25,9 @@ from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.models import build_model
 from deepfake_detector.params import Params
 
+# Metrics that may choose the best epoch, and whether higher or lower is better.
+MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
+
 # Window scores of one source file are averaged into the file's score (see inference.AGGREGATES).
 AGGREGATE_RULE = "mean"
 
@@ -38,6 +41,9 @@ class TrainingConfig:
     seed: int = 42
     devices: int = 1  # logical CPU devices when there is no GPU; with GPUs every visible GPU is used
     patience: int = 3
+    # Validation AUC ranks files the way the EER threshold uses them; validation loss also punishes
+    # over-confidence, which calibration fixes afterwards, and on the demo corpus it stopped runs at epoch 1.
+    monitor: str = "val_auc"
     learning_rate: float = 1e-3
     name: str | None = None  # output file stem; defaults to the model name
     models_dir: Path = Path("models")
@@ -184,10 +190,14 @@ def choose_threshold(labels, scores, target_fpr: float | None = None) -> tuple[f
 
 def make_callbacks(config: TrainingConfig, timer: EpochTimer) -> tuple[list, keras.callbacks.EarlyStopping]:
     paths = config.output_paths()
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+    if config.monitor not in MONITOR_MODES:
+        raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(MONITOR_MODES)}")
+    mode = MONITOR_MODES[config.monitor]
+    early_stopping = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                                    restore_best_weights=True, verbose=1)
     return [early_stopping, timer,
-            keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor="val_loss", save_best_only=True),
+            keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor=config.monitor, mode=mode,
+                                            save_best_only=True),
             keras.callbacks.CSVLogger(paths["history"])], early_stopping
 
 
@@ -247,6 +257,7 @@ def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
                         callbacks=callbacks, verbose=1, shuffle=False)  # the dataset shuffles itself, seeded
     n_train = int((table["split"] == "train").sum())
     return model, {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
+                   "monitor": config.monitor,
                    "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
                    "replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
                    "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
@@ -275,7 +286,7 @@ def train(config: TrainingConfig) -> dict:
                                 training["global_batch_size"], params.png_shape) for split in ("val", "test")}
     evaluation = evaluate_run(files["val"], files["test"], config.target_fpr)
     if training["best_epoch"] == 1 and training["epochs_run"] > 1:
-        evaluation["warnings"].append("validation loss was lowest after epoch 1: the model may have learned little")
+        evaluation["warnings"].append(f"{config.monitor} was best after epoch 1: the model may have learned little")
     model_store.save_detector(model, paths["model"], params, evaluation["threshold"],
                               calibration=evaluation["calibration"], threshold_rule=evaluation["threshold_rule"],
                               aggregate=AGGREGATE_RULE, data_summary=summary, data_dir=str(config.data_dir),

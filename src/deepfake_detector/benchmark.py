@@ -33,8 +33,9 @@ import soundfile
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from deepfake_detector import audio, augment, features, inference, metrics, spectrograms, splits
-from deepfake_detector.evaluation import EvaluationError, load_labelled_data
+# Modules that import TensorFlow (training, inference, evaluation, model_store) are imported where they are used,
+# so `--help` and a bad corpus folder answer before TensorFlow starts.
+from deepfake_detector import audio, augment, features, metrics, spectrograms, splits
 from deepfake_detector.io_utils import atomic_path, atomic_write_text, sha256_file
 from deepfake_detector.params import Params
 
@@ -267,6 +268,8 @@ def render_eval_set(name: str, paths: list[str], labels: np.ndarray, params: Par
 
 def cross_dataset_sets(settings: BenchmarkSettings, params: Params) -> list[EvalSet]:
     """The evaluation-only data sets, rendered (or skipped with a reason when they are absent)."""
+    from deepfake_detector.evaluation import EvaluationError, load_labelled_data
+
     cache_dir = Path(settings.work_dir) / "eval_cache"
     sets = []
     for name, manifest, split in CROSS_DATASETS:
@@ -302,6 +305,8 @@ def score_eval_set(detector, eval_set: EvalSet, batch_size: int) -> dict:
     """EER and ROC AUC of one model on one set, from per-file scores aggregated as the model's metadata says."""
     if eval_set.skipped:
         return {"skipped": eval_set.skipped}
+    from deepfake_detector import inference
+
     window_scores = inference.score_images(detector, eval_set.images, batch_size)
     rule = detector.metadata.get("aggregate", "mean")
     file_scores = (pd.Series(window_scores).groupby(eval_set.file_index, sort=True)

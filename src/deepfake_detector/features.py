@@ -85,7 +85,7 @@ def mel_normalised(segments: np.ndarray, params: Params) -> np.ndarray:
     Row 0 is the lowest mel band. A batch of windows shares one STFT call.
     """
     spectrum = librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length)  # (..., bins, frames)
-    power = np.einsum("mb,...bf->...mf", mel_basis(params), np.abs(spectrum) ** 2)  # (..., n_mels, frames)
+    power = mel_basis(params) @ (np.abs(spectrum) ** 2)  # (..., n_mels, frames), BLAS matmul
     windows = power.reshape(-1, *power.shape[-2:])
     normalised = np.zeros(windows.shape, dtype=np.float32)
     for index, window_power in enumerate(windows):

@@ -378,6 +378,7 @@ def benchmark_row(settings: BenchmarkSettings, data_dir: Path, row: Row, folds: 
         "train_seconds": main["training"]["seconds"],
         "all_runs_train_seconds": main["training"]["seconds"] + sum(r["training"]["seconds"] for r in loso.values()),
         "epochs_run": main["training"]["epochs_run"], "best_epoch": main["training"]["best_epoch"],
+        "monitor": main["training"]["monitor"],
         "in_domain": {"eer": main["test"].get("eer"), "roc_auc": main["test"].get("roc_auc"),
                       "n_real": main["test"]["n_real"], "n_fake": main["test"]["n_fake"]},
         "threshold": main["threshold"], "test_eer_threshold_shift": main.get("test_eer_threshold_shift"),
@@ -447,8 +448,11 @@ def target_check(rows: list[dict]) -> dict:
     best = next(row for row in rows if row["row"] == best_row(rows))
     measured = {"crossdomain_eer": _eer(best, "crossdomain"), "loso_mean_eer": _eer(best, "LOSO mean"),
                 "mp3_64k_minus_clean": _eer(best, "mp3_64k") - _eer(best, "in-domain")}
+    # A model near chance on clean data cannot get much worse under MP3: say what the difference is made of.
+    details = {"mp3_64k_minus_clean": f"MP3 {_percent(_eer(best, 'mp3_64k'))} % vs clean "
+                                      f"{_percent(_eer(best, 'in-domain'))} %"}
     return {name: {"measured": None if np.isnan(value) else value, "target": TARGETS[name],
-                   "met": None if np.isnan(value) else bool(value <= TARGETS[name])}
+                   "met": None if np.isnan(value) else bool(value <= TARGETS[name]), "detail": details.get(name, "")}
             for name, value in measured.items()}
 
 
@@ -469,7 +473,7 @@ def _cell(row: dict, column: str) -> str:
 
 
 def markdown_report(results: dict) -> str:
-    settings, rows = results["settings"], results["rows"]
+    rows = results["rows"]
     header = ["row", "params", "train s (main / all runs)", *EER_COLUMNS, "thr. shift"]
     lines = ["# Generalisation benchmark", "",
              "EER in % (lower is better; 50 = chance). Cross-dataset cells: EER (ROC AUC). LOSO = leave one "
@@ -494,27 +498,35 @@ def markdown_report(results: dict) -> str:
     lines += ["", "## Targets (issue 7), best row by mean LOSO EER: " + results["best_row"], ""]
     for name, target in results["targets"].items():
         verdict = "not measured" if target["met"] is None else ("met" if target["met"] else "NOT met")
-        lines.append(f"- {name}: {_percent(target['measured'])} % vs <= {100 * target['target']:.0f} %: {verdict}")
+        detail = f" ({target['detail']})" if target["detail"] else ""
+        lines.append(f"- {name}: {_percent(target['measured'])} % vs <= {100 * target['target']:.0f} %: "
+                     f"{verdict}{detail}")
     lines += ["", "## Evaluation sets", ""] + [f"- {name}: {text}" for name, text in results["eval_sets"].items()]
-    corpus = results["corpus"]
-    lines += ["", "## Settings", "",
-              f"- corpus: {settings['corpus']} ({corpus['images']} pictures); files per split (real/fake): "
-              + ", ".join(f"{split} {c['real']}/{c['fake']}" for split, c in corpus["files"].items())
-              + "; fake files per family: " + ", ".join(f"{k} {v}" for k, v in corpus["fake_files_per_family"].items()),
-              f"- epochs: main runs {settings['epochs']}, LOSO runs {settings['loso_epochs']} (early stopping on "
-              f"validation loss, patience {settings['patience']}); batch {settings['batch_size']}; "
-              f"{settings['devices']} logical device(s); seed {settings['seed']} for splits, subsamples, "
-              "weights and augmentation",
-              f"- LOSO runs train on a seeded {100 * settings['loso_train_fraction']:.0f} % of the train files per "
-              f"class; held-out families: {', '.join(corpus['loso_families'])}",
-              f"- augmentation rows: {', '.join(settings['augment'])}, {settings['augment_copies']} rendered "
-              f"copy per train file (each waveform transform fires with probability "
-              f"{augment.AugmentConfig().probability:g}; SpecAugment masks when listed)",
-              f"- evaluation sets capped at {settings['eval_files_per_class']} files per class" if
-              settings["eval_files_per_class"] else "- evaluation sets: every file",
-              f"- {'QUICK smoke mode (synthetic tiny corpus): numbers mean nothing' if settings['quick'] else 'full run'};"
-              f" total {results['seconds'] / 60:.1f} min on {results['platform']}; git {results['git_commit']}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", "## Settings", ""] + settings_lines(results)) + "\n"
+
+
+def settings_lines(results: dict) -> list[str]:
+    """What the numbers were measured on: corpus, epochs, subsampling, augmentation, time."""
+    settings, rows, corpus = results["settings"], results["rows"], results["corpus"]
+    return [f"- corpus: {settings['corpus']} ({corpus['images']} pictures); files per split (real/fake): "
+            + ", ".join(f"{split} {c['real']}/{c['fake']}" for split, c in corpus["files"].items())
+            + "; fake files per family: " + ", ".join(f"{k} {v}" for k, v in corpus["fake_files_per_family"].items()),
+            f"- epochs: main runs {settings['epochs']}, LOSO runs {settings['loso_epochs']} (early stopping on "
+            f"{rows[0]['monitor']}, patience {settings['patience']}); main runs stopped after "
+            + ", ".join(f"{row['epochs_run']} (best {row['best_epoch']})" for row in rows)
+            + f" epochs; batch {settings['batch_size']}; "
+            f"{settings['devices']} logical device(s); seed {settings['seed']} for splits, subsamples, "
+            "weights and augmentation",
+            f"- LOSO runs train on a seeded {100 * settings['loso_train_fraction']:.0f} % of the train files per "
+            f"class; held-out families: {', '.join(corpus['loso_families'])}",
+            f"- augmentation rows: {', '.join(settings['augment'])}; rendered copies per train file: "
+            f"{settings['augment_copies']} (each waveform transform fires with probability "
+            f"{augment.AugmentConfig().probability:g}; SpecAugment masks when listed)",
+            f"- evaluation sets capped at {settings['eval_files_per_class']} files per class" if
+            settings["eval_files_per_class"] else "- evaluation sets: every file",
+            ("- QUICK smoke mode (synthetic tiny corpus): numbers mean nothing;" if settings["quick"]
+             else "- full run;")
+            + f" total {results['seconds'] / 60:.1f} min on {results['platform']}; git {results['git_commit']}"]
 
 
 def plot_results(results: dict, out_png: Path) -> Path:

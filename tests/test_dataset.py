@@ -88,3 +88,15 @@ def test_training_needs_both_classes_in_train_and_val_and_a_test_split(data_dir)
         check_trainable(table[~((table["split"] == "val") & (table["class"] == "real"))])
     with pytest.raises(DataError, match="no 'test' rows"):
         check_trainable(table[table["split"] != "test"])
+
+
+def test_another_split_table_over_the_same_pictures(data_dir, tmp_path):
+    table = pd.read_csv(data_dir / "splits.csv")
+    # A fold that moves the test files into validation, stored outside the data folder.
+    fold = table.assign(split=table["split"].replace({"test": "val"}))
+    fold.to_csv(tmp_path / "fold.csv", index=False)
+    loaded = load_split_table(data_dir, tmp_path / "fold.csv")
+    assert set(loaded["split"]) == {"train", "val"} and len(loaded) == len(table)
+    assert set(load_split_table(data_dir)["split"]) == {"train", "val", "test"}  # the folder's own table is kept
+    with pytest.raises(DataError, match="missing"):
+        load_split_table(data_dir, tmp_path / "absent.csv")

@@ -127,3 +127,35 @@ def test_flagged_spans_merge_overlapping_windows_over_threshold():
     windows = [{"start": 0.0, "end": 1.0, "p_fake": 0.9}, {"start": 0.5, "end": 1.5, "p_fake": 0.7},
                {"start": 1.0, "end": 2.0, "p_fake": 0.1}, {"start": 2.0, "end": 3.0, "p_fake": 0.6}]
     assert inference.flagged_spans(windows, 0.6) == [(0.0, 1.5), (2.0, 3.0)]
+
+
+def brightness_detector(calibration: dict) -> model_store.Detector:
+    """A detector whose raw score is the picture's mean brightness: windows of different content differ a lot."""
+    import keras
+
+    pictures = keras.Input(shape=TINY_PARAMS.png_shape, dtype="uint8")
+    scaled = keras.layers.Rescaling(1.0 / (255.0 * 3))(pictures)
+    brightness = keras.layers.Dense(1, kernel_initializer="ones", use_bias=False)(
+        keras.layers.GlobalAveragePooling2D()(scaled))
+    metadata = {"name": "brightness", "threshold": 0.5, "calibration": calibration}
+    return model_store.Detector(keras.Model(pictures, brightness), metadata, TINY_PARAMS, None)
+
+
+def test_file_score_is_the_calibrated_mean_of_raw_window_scores_as_in_training():
+    # Training calibrates a file's mean raw window score; prediction must do the same, not average calibrated
+    # window probabilities (they differ when a file's windows score differently).
+    detector = brightness_detector({"method": "platt", "slope": 3.0, "intercept": 1.0})
+    rate = TINY_PARAMS.sample_rate
+    rng = np.random.default_rng(3)
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(2 * rate) / rate)
+    waveform = np.concatenate([0.1 * rng.standard_normal(rate), tone, 0.1 * rng.standard_normal(rate)])
+    result = inference.score_waveform(detector, waveform.astype(np.float32))
+    images, _ = features.waveform_to_images(waveform.astype(np.float32), TINY_PARAMS)
+    window_raw = np.asarray(detector.model.predict_on_batch(images)).ravel()
+    assert len(result["windows"]) == len(window_raw) == 4
+    assert window_raw.max() - window_raw.min() > 0.2  # the windows really differ
+    expected = model_store.platt_apply(np.array([window_raw.mean()]), 3.0, 1.0)[0]
+    assert result["p_fake"] == pytest.approx(expected, abs=1e-6)
+    assert abs(result["p_fake"] - model_store.platt_apply(window_raw, 3.0, 1.0).mean()) > 1e-3
+    assert [w["p_fake"] for w in result["windows"]] == pytest.approx(model_store.platt_apply(window_raw, 3.0, 1.0),
+                                                                     abs=1e-6)

@@ -307,10 +307,11 @@ def score_eval_set(detector, eval_set: EvalSet, batch_size: int) -> dict:
         return {"skipped": eval_set.skipped}
     from deepfake_detector import inference
 
-    window_scores = inference.score_images(detector, eval_set.images, batch_size)
+    window_raw = inference.raw_scores(detector, eval_set.images, batch_size)
     rule = detector.metadata.get("aggregate", "mean")
-    file_scores = (pd.Series(window_scores).groupby(eval_set.file_index, sort=True)
-                   .agg(lambda scores: inference.aggregate(scores, rule)).to_numpy())
+    # Aggregated on the raw scale, then calibrated: the same file score as predict and training give.
+    file_scores = (pd.Series(window_raw).groupby(eval_set.file_index, sort=True)
+                   .agg(lambda scores: inference.file_score(detector, scores.to_numpy(), rule)).to_numpy())
     result = {"n_real": int((eval_set.labels == 0).sum()), "n_fake": int((eval_set.labels == 1).sum()),
               "n_failed": eval_set.failed}
     if result["n_real"] == 0 or result["n_fake"] == 0:
@@ -340,7 +341,7 @@ def train_or_reuse(config) -> dict:
     if stamp.is_file() and stamp.read_text() == fingerprint and paths["metrics"].is_file() \
             and paths["model"].is_file():
         print(f"reusing finished run {config.run_name}")
-        return json.loads(paths["metrics"].read_text())
+        return {**json.loads(paths["metrics"].read_text()), "reused": True}
     keras.backend.clear_session()  # one process trains many models; start each from an empty graph
     record = training.train(config)
     atomic_write_text(stamp, fingerprint)
@@ -386,6 +387,8 @@ def benchmark_row(settings: BenchmarkSettings, data_dir: Path, row: Row, folds: 
         "loso_test_counts": {family: {"n_real": r["test"]["n_real"], "n_fake": r["test"]["n_fake"]}
                              for family, r in loso.items()},
         "evaluations": evaluations, "warnings": main["warnings"],
+        "runs_reused": sum(record.get("reused", False) for record in (main, *loso.values())),
+        "runs": 1 + len(loso),
     }
 
 
@@ -526,7 +529,9 @@ def settings_lines(results: dict) -> list[str]:
             settings["eval_files_per_class"] else "- evaluation sets: every file",
             ("- QUICK smoke mode (synthetic tiny corpus): numbers mean nothing;" if settings["quick"]
              else "- full run;")
-            + f" total {results['seconds'] / 60:.1f} min on {results['platform']}; git {results['git_commit']}"]
+            + f" total {results['seconds'] / 60:.1f} min ({sum(row['runs_reused'] for row in rows)} of "
+            f"{sum(row['runs'] for row in rows)} training runs reused from an earlier identical run, with their "
+            f"original train seconds) on {results['platform']}; git {results['git_commit']}"]
 
 
 def plot_results(results: dict, out_png: Path) -> Path:

@@ -69,7 +69,7 @@ def test_bad_files_get_errors_while_good_files_in_the_same_call_succeed(detector
     (tmp_path / "text.wav").write_text("this is not audio\n" * 20)
     soundfile.write(str(tmp_path / "silent.wav"), np.zeros(16000, dtype=np.float32), 16000)
     write_tone(tmp_path / "tiny.wav", 0.2)
-    good = write_tone(tmp_path / "good.wav", 1.5)
+    write_tone(tmp_path / "good.wav", 1.5)
     names = ["empty.wav", "text.wav", "silent.wav", "tiny.wav", "missing.wav", "good.wav"]
     results = [result for result, _ in inference.predict_files(detector, [tmp_path / n for n in names])]
     errors = {name: result["error"] for name, result in zip(names, results)}

@@ -1,5 +1,4 @@
 """The page in a real headless Chromium: upload a clip, see verdict, spectrogram and chart; phone width too."""
-import shutil
 import socket
 import threading
 import time

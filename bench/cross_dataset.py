@@ -53,13 +53,13 @@ def evaluate(model: Path, data: Path, split: str | None, out: Path) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| trained on | model | evaluated on | files (real/fake) | EER | ROC AUC | accuracy at val threshold "
-             "| balanced accuracy |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| trained on | model | evaluated on | files (real/fake) | EER (95% CI) | ROC AUC (95% CI) "
+             "| accuracy at val threshold | balanced accuracy |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        at = row["at_threshold"]
+        at, (eer_low, eer_high), (auc_low, auc_high) = row["at_threshold"], row["eer_95ci"], row["roc_auc_95ci"]
         lines.append(f"| {row['trained_on']} | {row['model']} | {row['evaluated_on']} | {row['n_real']}/{row['n_fake']}"
-                     f" | {row['eer']:.3f} | {row['roc_auc']:.3f} | {at['accuracy']:.3f} "
-                     f"| {at['balanced_accuracy']:.3f} |")
+                     f" | {row['eer']:.3f} ({eer_low:.2f}–{eer_high:.2f}) | {row['roc_auc']:.3f} "
+                     f"({auc_low:.2f}–{auc_high:.2f}) | {at['accuracy']:.3f} | {at['balanced_accuracy']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from deepfake_detector.metrics import compute_eer, roc_auc, summarise, threshold_metrics
+from deepfake_detector.metrics import bootstrap_interval, compute_eer, roc_auc, summarise, threshold_metrics
 
 
 def test_perfect_separation_gives_zero_eer_and_unit_auc():
@@ -69,3 +69,26 @@ def test_constant_predictor_is_flagged():
     summary = summarise([0, 0, 1, 1], [0.3, 0.3, 0.3, 0.3], 0.5)
     assert summary["at_threshold"]["single_class_predictions"]
     assert summary["roc_auc"] == 0.5
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_data():
+    rng = np.random.default_rng(2)
+
+    def scored(n):
+        labels = np.r_[np.zeros(n), np.ones(n)]
+        return labels, rng.normal(size=2 * n) + labels
+
+    small_labels, small_scores = scored(30)
+    low, high = bootstrap_interval(small_labels, small_scores, roc_auc)
+    assert low <= roc_auc(small_labels, small_scores) <= high
+    big_low, big_high = bootstrap_interval(*scored(1000), roc_auc)
+    assert big_high - big_low < (high - low) / 3
+    assert big_low < 0.76 < big_high  # AUC of two unit normals one standard deviation apart: Phi(1 / sqrt 2)
+
+
+def test_summary_reports_intervals_for_auc_and_eer():
+    summary = summarise([0, 0, 0, 1, 1, 1], [0.1, 0.5, 0.3, 0.4, 0.8, 0.9], 0.5)
+    low, high = summary["roc_auc_95ci"]
+    assert low <= summary["roc_auc"] <= high
+    low, high = summary["eer_95ci"]
+    assert 0.0 <= low <= summary["eer"] <= high <= 1.0

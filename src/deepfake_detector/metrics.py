@@ -73,6 +73,25 @@ def threshold_metrics(labels, scores, threshold: float) -> dict:
     }
 
 
+def bootstrap_interval(labels, scores, statistic, n_resamples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of statistic(labels, scores), resampling each class separately.
+
+    Small test sets make single numbers misleading (PITFALLS 2); the interval says how far they could move.
+    """
+    labels = np.asarray(labels).astype(int).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    fake, real = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        sample = np.concatenate([rng.choice(fake, len(fake)), rng.choice(real, len(real))])
+        values.append(statistic(labels[sample], scores[sample]))
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def summarise(labels, scores, threshold: float) -> dict:
     """All metrics for one scored set: ranking metrics, and threshold metrics at the given and the EER point."""
     labels = np.asarray(labels).astype(int).ravel()
@@ -80,6 +99,8 @@ def summarise(labels, scores, threshold: float) -> dict:
     if summary["n_real"] and summary["n_fake"]:
         eer, eer_threshold = compute_eer(labels, scores)
         summary.update(roc_auc=roc_auc(labels, scores), eer=eer, eer_threshold=eer_threshold,
-                       at_eer_threshold=threshold_metrics(labels, scores, eer_threshold))
+                       at_eer_threshold=threshold_metrics(labels, scores, eer_threshold),
+                       roc_auc_95ci=list(bootstrap_interval(labels, scores, roc_auc)),
+                       eer_95ci=list(bootstrap_interval(labels, scores, lambda *data: compute_eer(*data)[0])))
     summary["at_threshold"] = threshold_metrics(labels, scores, threshold)
     return summary

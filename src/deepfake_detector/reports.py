@@ -190,7 +190,10 @@ def report_markdown(summary: dict, title: str, plots: dict[str, Path]) -> str:
              f"{summary['n']} files: {summary['n_real']} real, {summary['n_fake']} fake. "
              "Label 1 = fake; a file is called fake when its score >= threshold.", ""]
     if "eer" in summary:
-        lines += [f"**EER {summary['eer']:.3f}**, **ROC AUC {summary['roc_auc']:.3f}** "
+        eer_low, eer_high = summary["eer_95ci"]
+        auc_low, auc_high = summary["roc_auc_95ci"]
+        lines += [f"**EER {summary['eer']:.3f}** (95% bootstrap interval {eer_low:.3f}–{eer_high:.3f}), "
+                  f"**ROC AUC {summary['roc_auc']:.3f}** ({auc_low:.3f}–{auc_high:.3f}) "
                   "(threshold-free; 0.5 AUC = chance).", ""]
     lines += [f"## At the model's threshold ({threshold:.4g})", *_metric_lines(summary["at_threshold"]), ""]
     if "at_eer_threshold" in summary:

@@ -22,21 +22,17 @@ EXIT_OK, EXIT_NOTHING_SCORED, EXIT_USAGE = 0, 1, 2
 
 
 def parse_args(argv):
-    from deepfake_detector.inference import AGGREGATES
+    from deepfake_detector.inference import add_scoring_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="exit status: 0 report written, 1 no file could be scored, "
                                             "2 usage, model or data error")
     parser.add_argument("data", type=Path, metavar="DATA", help="labelled folder or manifest .csv")
-    parser.add_argument("--model", type=Path, help="trained model .keras (default: newest in models/)")
+    add_scoring_arguments(parser)
     parser.add_argument("--split", help="only this split (manifest 'split' column or split folders), "
                                         "e.g. testing")
     parser.add_argument("--name", help="report name (default: <model>_<data>[_<split>])")
     parser.add_argument("--out", type=Path, help="report folder (default: reports/<name>)")
-    parser.add_argument("--hop", type=float, help="seconds between window starts (default: the model's)")
-    parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default="mean",
-                        help="how window scores become the file score (default: mean)")
-    parser.add_argument("--batch-size", type=int, default=32, help="windows per network call (default: 32)")
     return parser.parse_args(argv)
 
 
@@ -48,11 +44,10 @@ def data_name(data: Path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from deepfake_detector import evaluation, inference, model_store
+    from deepfake_detector import evaluation, inference
 
     try:
-        detector = model_store.load_detector(args.model or model_store.latest_model(PROJECT_ROOT / "models"))
-        inference.inference_params(detector, args.hop)
+        detector, params = inference.detector_from_args(args, PROJECT_ROOT / "models")
         table = evaluation.load_labelled_data(args.data, args.split)
     except Exception as error:  # ModelError, EvaluationError, a bad flag, or Keras failing on a corrupt file
         print(f"error: {error}", file=sys.stderr)
@@ -61,7 +56,7 @@ def main(argv=None) -> int:
     out_dir = args.out or PROJECT_ROOT / "reports" / name
     scores = evaluation.score_table(detector, table, args.hop, args.aggregate, args.batch_size)
     extra = {"model": detector.name, "model_path": str(detector.path), "data": str(args.data),
-             "split": args.split, "hop_s": inference.inference_params(detector, args.hop).hop_s,
+             "split": args.split, "hop_s": params.hop_s,
              "aggregate": args.aggregate, "threshold_source": "model metadata"}
     title = f"{detector.name} on {data_name(args.data)}" + (f" ({args.split})" if args.split else "")
     try:

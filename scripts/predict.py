@@ -19,34 +19,20 @@ EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def parse_args(argv):
-    from deepfake_detector.inference import AGGREGATES
+    from deepfake_detector.inference import add_scoring_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="exit status: 0 all files scored, 1 some files failed, "
                                             "2 usage or model error")
     parser.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR", help="audio files or folders")
-    parser.add_argument("--model", type=Path,
-                        help="trained model .keras with its .json beside it (default: newest in models/)")
+    add_scoring_arguments(parser)
     parser.add_argument("--window", type=float,
                         help="window length in seconds; must equal the model's (checked, never changed)")
-    parser.add_argument("--hop", type=float, help="seconds between window starts (default: the model's)")
-    parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default="mean",
-                        help="how window scores become the file score (default: mean)")
     parser.add_argument("--json", type=Path, metavar="OUT",
                         help="write results: a JSON array if OUT ends in .json, else JSON lines")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="write a CSV summary, one row per file")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write a spectrogram + p_fake timeline per file")
-    parser.add_argument("--batch-size", type=int, default=32, help="windows per network call (default: 32)")
     return parser.parse_args(argv)
-
-
-def load_detector(args):
-    """The detector and the Params to score with (window/hop flags checked); raises with a one-line reason."""
-    from deepfake_detector import inference, model_store
-
-    model_path = args.model or model_store.latest_model(PROJECT_ROOT / "models")
-    detector = model_store.load_detector(model_path)
-    return detector, inference.inference_params(detector, args.hop, args.window)
 
 
 def main(argv=None) -> int:
@@ -57,7 +43,7 @@ def main(argv=None) -> int:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        detector, params = load_detector(args)
+        detector, params = inference.detector_from_args(args, PROJECT_ROOT / "models", args.window)
     except Exception as error:  # model_store.ModelError, a bad flag, or Keras failing on a corrupt file
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

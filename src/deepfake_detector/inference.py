@@ -10,13 +10,14 @@ PNGs), so a raw clip scores exactly as its PNG does.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from deepfake_detector import audio, features
+from deepfake_detector import audio, features, model_store
 from deepfake_detector.model_store import Detector
 from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 
@@ -47,6 +48,23 @@ def inference_params(detector: Detector, hop_s: float | None = None, window_s: f
     if not hop_s > 0:
         raise ValueError(f"hop must be positive, got {hop_s:g} s")
     return params.replace(hop_s=float(hop_s))
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose and run a detector, shared by predict.py and evaluate.py."""
+    parser.add_argument("--model", type=Path,
+                        help="trained model .keras with its .json beside it (default: newest in models/)")
+    parser.add_argument("--hop", type=float, help="seconds between window starts (default: the model's)")
+    parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default="mean",
+                        help="how window scores become the file score (default: mean)")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per network call (default: 32)")
+
+
+def detector_from_args(args: argparse.Namespace, models_dir: Path,
+                       window_s: float | None = None) -> tuple[Detector, Params]:
+    """Load --model (or the newest model in models_dir) and the Params to score with; raises on a bad flag."""
+    detector = model_store.load_detector(args.model or model_store.latest_model(models_dir))
+    return detector, inference_params(detector, args.hop, window_s)
 
 
 def raw_scores(detector: Detector, images: np.ndarray, batch_size: int = 32) -> np.ndarray:

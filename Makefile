@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Speech synthesisers for the demo corpus, ffmpeg for m4a/aac decoding and codec augmentation.
-OS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts ffmpeg
+OS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
+	festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph \
+	festvox-suopuhe-lj festvox-suopuhe-mv ffmpeg
 # Headless browser for the web page test.
 BROWSER_PACKAGES := chromium
 DATA ?= data_clean

@@ -124,7 +124,8 @@ def _tts_waveform(spec: ClipSpec) -> tuple[np.ndarray, int]:
         return _piper_waveform(spec)
     with tempfile.TemporaryDirectory() as folder:
         text_file, wav_file = Path(folder) / "text.txt", Path(folder) / "speech.wav"
-        text_file.write_text(spec.text + "\n", encoding="utf-8")
+        encoding = demo_sources.FESTIVAL_VOICES[spec.voice][1] if spec.system_family == "festival" else "utf-8"
+        text_file.write_bytes((spec.text + "\n").encode(encoding, errors="ignore"))
         result = subprocess.run(_tts_command(spec, text_file, wav_file), capture_output=True, timeout=120)
         if result.returncode != 0 or not wav_file.is_file():
             raise DemoCorpusError(f"{spec.speaker_or_system} failed: {result.stderr.decode(errors='replace')[-200:]}")

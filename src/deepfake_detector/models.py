@@ -37,6 +37,9 @@ def build_baseline(params: Params) -> keras.Model:
     return keras.Model(pictures, p_fake, name="baseline")
 
 
+# Keras' default BatchNorm momentum (0.99) needs hundreds of steps for its moving statistics to settle; with ~30
+# steps per epoch the inference-mode outputs lag the weights and validation scores jump between epochs.
+_BN_MOMENTUM = 0.9
 # Compact model: (filters, stride) of each residual block, after a 24-filter stem and a 2x2 max-pool.
 _COMPACT_BLOCKS = ((32, 2), (48, 2), (64, 2), (96, 1))
 
@@ -45,12 +48,12 @@ def _residual_block(hidden, filters: int, stride: int, dropout: float):
     """Two 3x3 conv + BatchNorm, ReLU between; a 1x1 projection on the shortcut when the shape changes."""
     shortcut = hidden
     hidden = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(hidden)
-    hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+    hidden = layers.ReLU()(layers.BatchNormalization(momentum=_BN_MOMENTUM)(hidden))
     hidden = layers.Conv2D(filters, 3, padding="same", use_bias=False)(hidden)
-    hidden = layers.BatchNormalization()(hidden)
+    hidden = layers.BatchNormalization(momentum=_BN_MOMENTUM)(hidden)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False)(shortcut)
-        shortcut = layers.BatchNormalization()(shortcut)
+        shortcut = layers.BatchNormalization(momentum=_BN_MOMENTUM)(shortcut)
     hidden = layers.ReLU()(layers.Add()([hidden, shortcut]))
     return layers.SpatialDropout2D(dropout)(hidden)
 
@@ -66,7 +69,7 @@ def build_compact(params: Params) -> keras.Model:
     pictures = _picture_input(params)
     hidden = layers.Rescaling(1.0 / 255.0)(pictures)  # (batch, n_mels, frames, 3) in [0, 1]
     hidden = layers.Conv2D(24, 3, padding="same", use_bias=False)(hidden)
-    hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+    hidden = layers.ReLU()(layers.BatchNormalization(momentum=_BN_MOMENTUM)(hidden))
     hidden = layers.MaxPooling2D()(hidden)  # (batch, 64, 86, 24)
     for filters, stride in _COMPACT_BLOCKS:
         hidden = _residual_block(hidden, filters, stride, dropout=0.1)  # ends at (batch, 8, 11, 96)

@@ -1,4 +1,5 @@
 """The offline demo corpus: sampling helpers, the shortcut-removing chain, and one small real build."""
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,26 @@ def test_limit_crest_lowers_peaks_without_clipping():
     limited = demo_corpus.limit_crest(waveform, max_crest=5.0)
     assert demo_corpus.crest_factor(limited) <= 5.0 + 1e-6
     assert np.sum(np.abs(limited - waveform) > 1e-9) < 200  # only the samples around the spike change
+
+
+def test_festival_voices_read_only_texts_of_their_own_language():
+    real = [dataclasses.replace(_spec("pkg", f"pkg:{language}", index), language=language, text=text)
+            for index, (language, text) in enumerate([("en", "A red kite."), ("cs", "Žlutý kůň."), ("it", "Città.")])]
+    specs = demo_sources.synthetic_catalogue(real, {"festival": ["kal_diphone", "czech_dita"]}, {})
+    said = {(spec.voice, spec.language, spec.text) for spec in specs}
+    assert said == {("kal_diphone", "en", "A red kite."), ("czech_dita", "cs", "Žlutý kůň.")}
+    assert {spec.group for spec in specs} == {"festival:kal_diphone", "festival:czech_dita"}
+
+
+@pytest.mark.skipif(not any(demo_sources.FESTIVAL_VOICE_ROOT.glob("*/czech_dita")),
+                    reason="needs festival and festvox-czech-dita (apt-get install festival festvox-czech-dita)")
+def test_festival_reads_accented_text_in_the_voice_encoding():
+    # Fed UTF-8, the Czech front end spells every byte of a multi-byte letter and the clip gets ~4x longer.
+    spec = ClipSpec(label="fake", source_package="festival", speaker_or_system="festival:czech_dita",
+                    system_family="festival", language="cs", text="Dobrý den, žluťoučký kůň úpěl ďábelské ódy.",
+                    group="festival:czech_dita", text_source="test", voice="czech_dita")
+    waveform, sample_rate = demo_corpus._tts_waveform(spec)
+    assert 1.5 < len(waveform) / sample_rate < 6.0
 
 
 def _tools_missing() -> str:

@@ -1,7 +1,7 @@
-"""Generalisation benchmark: leave-one-system-out, cross-dataset and corruption EER for four model rows.
+"""Generalisation benchmark: leave-one-system-out, cross-dataset and corruption EER per model row.
 
-Rows: baseline, baseline + augmentation, compact, compact + augmentation (see deepfake_detector.benchmark for
-the protocol). Writes benchmarks/generalisation.md, .png and .json.
+Rows: each --models entry without and with augmentation, by default baseline, baseline + augmentation, compact,
+compact + augmentation (see deepfake_detector.benchmark for the protocol). Writes benchmarks/generalisation.md, .png and .json.
 
     python bench/generalisation.py            # default run (~30 min on 2 cores)
     python bench/generalisation.py --quick    # smoke run on a tiny synthetic corpus (~2 min)
@@ -30,6 +30,8 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=DEFAULTS.out_dir, help="where the report files go")
     parser.add_argument("--shared-data", type=Path, default=DEFAULTS.shared_data,
                         help="folder holding the evaluation-only for-norm-mini, tts-mixed and crossdomain sets")
+    parser.add_argument("--models", default=",".join(DEFAULTS.models),
+                        help="comma-separated registry models; each gives a row without and one with augmentation")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="maximum epochs of the main runs")
     parser.add_argument("--loso-epochs", type=int, default=DEFAULTS.loso_epochs, help="maximum epochs per LOSO run")
     parser.add_argument("--loso-fraction", type=float, default=DEFAULTS.loso_train_fraction,
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         settings = BenchmarkSettings(
-            corpus=args.corpus, work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
+            corpus=args.corpus, work_dir=args.work, models=tuple(args.models.split(",")), out_dir=args.out, shared_data=args.shared_data,
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
             loso_families=args.loso_families, augment=parse_augment_names(args.augment),
             augment_copies=args.augment_copies, eval_files_per_class=args.eval_per_class, seed=args.seed,

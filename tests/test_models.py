@@ -32,15 +32,28 @@ def test_compact_has_under_a_tenth_of_the_baseline_parameters():
     assert compact.count_params() * 10 < baseline.count_params()
 
 
-def test_compact_survives_the_model_store_round_trip(tmp_path):
+@pytest.mark.parametrize("name", ["compact", "compact_cmn"])
+def test_compact_survives_the_model_store_round_trip(tmp_path, name):
     params = Params(window_s=1.0, hop_s=1.0)
-    model = models.build_compact(params)
-    model_path = tmp_path / "compact.keras"
+    model = models.build_model(name, params)
+    model_path = tmp_path / f"{name}.keras"
     model_store.save_detector(model, model_path, params, threshold=0.5)
     detector = model_store.load_detector(model_path)
     pictures = random_pictures(params)
     np.testing.assert_allclose(detector.model.predict(pictures, verbose=0), model.predict(pictures, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_time_mean_normalised_compact_ignores_a_fixed_colouring_per_band():
+    params = Params(window_s=1.0, hop_s=1.0)
+    pictures = np.random.default_rng(1).integers(40, 200, size=(2, *params.png_shape), dtype=np.uint8)
+    # A constant offset per (band, colour channel), the same in every frame: what a recording chain adds.
+    colouring = np.random.default_rng(2).integers(-40, 40, size=(1, params.png_shape[0], 1, 3))
+    coloured = (pictures.astype(int) + colouring).astype(np.uint8)
+    normalised, plain = models.build_model("compact_cmn", params), models.build_model("compact", params)
+    np.testing.assert_allclose(normalised.predict(coloured, verbose=0), normalised.predict(pictures, verbose=0),
+                               atol=1e-5)
+    assert np.abs(plain.predict(coloured, verbose=0) - plain.predict(pictures, verbose=0)).max() > 1e-4
 
 
 def test_unknown_model_name_is_refused():

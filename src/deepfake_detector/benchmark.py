@@ -1,6 +1,7 @@
 """Generalisation benchmark: does a detector catch fakes it was not trained on, on data it was not trained on?
 
-Protocol (one run, four rows: reference `baseline`, baseline + augmentation, `compact`, compact + augmentation):
+Protocol (one run; rows: each model of `models` without and with augmentation, by default reference `baseline`,
+baseline + augmentation, `compact`, compact + augmentation):
 
 1. The demo corpus (`demo_manifest.csv` names each fake's `system_family`) is rendered ONCE into the work folder
    with `spectrograms.generate` (resumable) and split ONCE by `groups.csv` with `splits.split_folder`. Every
@@ -70,8 +71,10 @@ class Row:
         return self.name.replace("+", "_")
 
 
-ROWS = (Row("baseline", "baseline", False), Row("baseline+aug", "baseline", True),
-        Row("compact", "compact", False), Row("compact+aug", "compact", True))
+def benchmark_rows(model_names: tuple[str, ...]) -> list[Row]:
+    """Each model without and with augmentation: baseline, baseline+aug, compact, compact+aug by default."""
+    return [Row(name + ("+aug" if augmented else ""), name, augmented)
+            for name in model_names for augmented in (False, True)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +83,7 @@ class BenchmarkSettings:
     work_dir: Path = Path("benchmarks/work")
     out_dir: Path = Path("benchmarks")
     shared_data: Path = Path("../shared/data")
+    models: tuple[str, ...] = ("baseline", "compact")  # registry names; two rows each (without / with augmentation)
     epochs: int = 6  # main runs (early stopping on validation loss may end sooner)
     loso_epochs: int = 4
     loso_train_fraction: float = 0.5  # seeded per-class share of the train files in each LOSO run
@@ -406,7 +410,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
                                      work_dir / "folds" / f"{family}.csv")
              for family in held_out_families(table, settings.loso_families)}
     eval_sets = cross_dataset_sets(settings, params) + corrupted_test_sets(settings, table, params)
-    rows = [benchmark_row(settings, data_dir, row, folds, eval_sets) for row in ROWS]
+    rows = [benchmark_row(settings, data_dir, row, folds, eval_sets) for row in benchmark_rows(settings.models)]
     results = {"settings": settings.to_dict(), "corpus": corpus_summary(table, folds),
                "eval_sets": {s.name: s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures"
                              for s in eval_sets},

@@ -6,6 +6,7 @@ unit: p(fake), with 1 = fake as the positive class.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import keras
@@ -58,7 +59,19 @@ def _residual_block(hidden, filters: int, stride: int, dropout: float):
     return layers.SpatialDropout2D(dropout)(hidden)
 
 
-def build_compact(params: Params) -> keras.Model:
+@keras.saving.register_keras_serializable(package="deepfake_detector")
+class TimeMeanNormalisation(layers.Layer):
+    """Subtracts each (mel band, channel) average over time: cepstral mean normalisation in picture form.
+
+    A recording chain (microphone, room, codec, a corpus' mastering) mostly adds a fixed per-band colouring; taking
+    it away leaves the model the band-wise movement over time, where synthesis artefacts live.
+    """
+
+    def call(self, inputs):
+        return inputs - keras.ops.mean(inputs, axis=2, keepdims=True)
+
+
+def build_compact(params: Params, time_mean_normalised: bool = False) -> keras.Model:
     """A small residual CNN (~0.2M params) that reads the picture at its native size (128 x 173 by default).
 
     No Resizing: every pixel is one mel band x one frame, so nothing is interpolated (params.image_height and
@@ -68,6 +81,8 @@ def build_compact(params: Params) -> keras.Model:
     """
     pictures = _picture_input(params)
     hidden = layers.Rescaling(1.0 / 255.0)(pictures)  # (batch, n_mels, frames, 3) in [0, 1]
+    if time_mean_normalised:
+        hidden = TimeMeanNormalisation()(hidden)
     hidden = layers.Conv2D(24, 3, padding="same", use_bias=False)(hidden)
     hidden = layers.ReLU()(layers.BatchNormalization(momentum=_BN_MOMENTUM)(hidden))
     hidden = layers.MaxPooling2D()(hidden)  # (batch, 64, 86, 24)
@@ -76,12 +91,13 @@ def build_compact(params: Params) -> keras.Model:
     hidden = layers.GlobalAveragePooling2D()(hidden)  # (batch, 96)
     hidden = layers.Dropout(0.3)(hidden)
     p_fake = layers.Dense(1, activation="sigmoid", name="p_fake")(hidden)
-    return keras.Model(pictures, p_fake, name="compact")
+    return keras.Model(pictures, p_fake, name="compact_cmn" if time_mean_normalised else "compact")
 
 
 MODELS: dict[str, Callable[[Params], keras.Model]] = {
     "baseline": build_baseline,
     "compact": build_compact,
+    "compact_cmn": functools.partial(build_compact, time_mean_normalised=True),
 }
 
 

@@ -208,3 +208,17 @@ def test_cli_rejects_an_unknown_augmentation_in_one_line(tmp_path):
                             capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 1 and result.stderr.startswith("error: ") and "wobble" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_strategy_after_tensorflow_started_keeps_its_devices_or_says_why():
+    # A benchmark that scores reused models before training a new one starts TensorFlow first.
+    code = ("import tensorflow as tf\n"
+            "from deepfake_detector.training import make_strategy\n"
+            "tf.constant(1.0) + 1.0\n"
+            "print(make_strategy(1).num_replicas_in_sync)\n"
+            "try:\n    make_strategy(2)\nexcept RuntimeError as error:\n    print('refused:', error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1] / "src")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "1" and lines[-1].startswith("refused: cannot split the CPU into 2 devices")

@@ -6,7 +6,8 @@ work folder, then evaluate.py on: the corpus' own test split, for-norm-mini test
 crossdomain is evaluation only: nothing here trains, tunes or picks a threshold on it; thresholds come from each
 model's own validation split. Writes <work>/cross_dataset.md and .json.
 
-    python bench/cross_dataset.py [--models baseline compact] [--epochs 10] [--work benchmarks/cross_dataset]
+    python bench/cross_dataset.py [--models baseline compact compact_cmn] [--epochs 10]
+                                  [--work benchmarks/cross_dataset]
 """
 from __future__ import annotations
 
@@ -65,10 +66,12 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["baseline", "compact"])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--demo", type=Path, default=PROJECT_ROOT / "data_clean")
-    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "benchmarks" / "cross_dataset")
+    parser.add_argument("--models", nargs="+", default=["baseline", "compact", "compact_cmn"],
+                        help="registry models, each trained on each corpus")
+    parser.add_argument("--epochs", type=int, default=10, help="maximum epochs per training run")
+    parser.add_argument("--demo", type=Path, default=PROJECT_ROOT / "data_clean", help="demo corpus folder")
+    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "benchmarks" / "cross_dataset",
+                        help="rendered pictures, trained models, evaluations and the report")
     args = parser.parse_args(argv)
     if not SHARED_DATA.is_dir():
         print(f"error: {SHARED_DATA} is absent; the matrix needs the shared evaluation sets", file=sys.stderr)

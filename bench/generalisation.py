@@ -1,9 +1,11 @@
 """Generalisation benchmark: leave-one-system-out, cross-dataset and corruption EER per model row.
 
-Rows: each --models entry without and with augmentation, by default baseline, baseline + augmentation, compact,
-compact + augmentation (see deepfake_detector.benchmark for the protocol). Writes benchmarks/generalisation.md, .png and .json.
+Rows: each --models entry without and with augmentation, by default baseline, baseline + augmentation,
+compact_cmn, compact_cmn + augmentation (see deepfake_detector.benchmark for the protocol).
+Writes benchmarks/generalisation.md, .png and .json.
 
-    python bench/generalisation.py            # default run (~30 min on 2 cores)
+    python bench/generalisation.py            # default run (~26 min on 2 cores)
+    python bench/generalisation.py --models baseline,compact,compact_cmn   # six rows (~34 min)
     python bench/generalisation.py --quick    # smoke run on a tiny synthetic corpus (~2 min)
 """
 import argparse
@@ -16,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deepfake_detector.augment import parse_augment_names  # noqa: E402
 from deepfake_detector.benchmark import BenchmarkError, BenchmarkSettings, run_benchmark  # noqa: E402
+from deepfake_detector.models import MODELS  # noqa: E402
 
 DEFAULTS = BenchmarkSettings()
 
@@ -49,14 +52,19 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--quick", action="store_true",
                         help="smoke mode: tiny synthetic corpus, 1 epoch, 1 LOSO family, 6 eval files per class")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.models.split(",")) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(sorted(MODELS))}")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         settings = BenchmarkSettings(
-            corpus=args.corpus, work_dir=args.work, models=tuple(args.models.split(",")), out_dir=args.out, shared_data=args.shared_data,
+            corpus=args.corpus, work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
+            models=tuple(args.models.split(",")),
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
             loso_families=args.loso_families, augment=parse_augment_names(args.augment),
             augment_copies=args.augment_copies, eval_files_per_class=args.eval_per_class, seed=args.seed,

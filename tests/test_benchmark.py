@@ -103,7 +103,7 @@ def test_quick_run_writes_every_row_and_column(tmp_path):
     for column in (*benchmark.EER_COLUMNS, "params", "train s"):
         assert column in header, column
     rows = benchmark.benchmark_rows(benchmark.BenchmarkSettings().models)
-    assert [row.name for row in rows] == ["baseline", "baseline+aug", "compact", "compact+aug"]
+    assert [row.name for row in rows] == ["baseline", "baseline+aug", "compact_cmn", "compact_cmn+aug"]
     for row in rows:
         cells = next(line for line in table_lines if line.startswith(f"| {row.name} |")).split("|")[1:-1]
         assert len(cells) == len(header.split("|")) - 2

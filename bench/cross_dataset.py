@@ -30,12 +30,15 @@ def run(*command: str) -> None:
 
 def train_corpus(name: str, audio_dir: Path, groups: Path | None, model: str, epochs: int, work: Path) -> Path:
     """Render, split and train one model on one corpus; returns the model path."""
-    specs = work / name / "spectrograms"
+    specs, model_path = work / name / "spectrograms", work / name / "models" / f"{model}.keras"
     run("scripts/generate_spectrograms.py", "--input", str(audio_dir), "--output", str(specs))
     run("scripts/split_data.py", "--input", str(specs), *(["--groups", str(groups)] if groups else []))
+    if model_path.is_file() and model_path.with_name(f"{model}_metrics.json").is_file():
+        print(f"reusing {model_path} (delete it to retrain)", flush=True)  # a killed run resumes here
+        return model_path
     run("src/train_cnn.py", "--data", str(specs), "--model", model, "--epochs", str(epochs),
         "--models-dir", str(work / name / "models"), "--plots-dir", str(work / name / "plots"))
-    return work / name / "models" / f"{model}.keras"
+    return model_path
 
 
 def own_test_manifest(specs: Path) -> Path:
@@ -104,4 +107,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as failure:  # the step printed its own one-line error above
+        print(f"error: {' '.join(map(str, failure.cmd[1:2]))} failed with exit code {failure.returncode}",
+              file=sys.stderr)
+        sys.exit(1)

@@ -69,3 +69,16 @@ def test_compact_trains_under_mirrored_strategy_on_two_logical_cpus():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert report["losses"][-1] < 0.5 * report["losses"][0]
+
+
+def test_a_fresh_process_loads_a_saved_compact_cmn_model(tmp_path):
+    # predict/evaluate/serve import only model_store: it must register the custom layer itself.
+    params = Params(window_s=1.0, hop_s=1.0)
+    model_path = tmp_path / "compact_cmn.keras"
+    model_store.save_detector(models.build_model("compact_cmn", params), model_path, params, threshold=0.5)
+    code = (f"from deepfake_detector import model_store\n"
+            f"print(model_store.load_detector({str(model_path)!r}).model.name)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1] / "src")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "compact_cmn"

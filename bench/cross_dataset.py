@@ -110,6 +110,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except subprocess.CalledProcessError as failure:  # the step printed its own one-line error above
-        print(f"error: {' '.join(map(str, failure.cmd[1:2]))} failed with exit code {failure.returncode}",
+        print(f"error: {failure.cmd[1]} failed with exit code {failure.returncode}",
               file=sys.stderr)
         sys.exit(1)

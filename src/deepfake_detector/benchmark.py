@@ -72,7 +72,7 @@ class Row:
 
 
 def benchmark_rows(model_names: tuple[str, ...]) -> list[Row]:
-    """Each model without and with augmentation: baseline, baseline+aug, compact, compact+aug by default."""
+    """Each model without and with augmentation, e.g. baseline, baseline+aug, compact_cmn, compact_cmn+aug."""
     return [Row(name + ("+aug" if augmented else ""), name, augmented)
             for name in model_names for augmented in (False, True)]
 

@@ -86,7 +86,8 @@ def file_score(detector: Detector, window_raw_scores: np.ndarray, rule: str = "m
     """A file's p(fake): its windows aggregated on the raw network scale, then calibrated.
 
     Training fitted the calibration and chose the threshold on exactly this quantity, so a file gets the same
-    verdict here as it did in training (calibration is monotone, so only the mean rule depends on the order).
+    verdict here as it did in training. (Max and median commute with the monotone calibration; the mean does
+    not, which is why the order matters.)
     """
     return float(detector.calibrate(np.array([aggregate(window_raw_scores, rule)]))[0])
 

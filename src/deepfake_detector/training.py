@@ -2,8 +2,9 @@
 
 Steps: seeds -> MirroredStrategy (GPUs, or the CPU split into N logical devices) -> tf.data from splits.csv ->
 fit with EarlyStopping/ModelCheckpoint on validation AUC by default, or validation loss (never accuracy: ties
-bring back a constant predictor, PITFALLS 1) -> window scores averaged per source file -> Platt calibration and decision threshold chosen on
-validation files only -> test scored once -> model + metadata, metrics, per-file scores and plots.
+bring back a constant predictor, PITFALLS 1) -> window scores averaged per source file -> Platt calibration and
+decision threshold chosen on validation files only -> test scored once -> model + metadata, metrics, per-file
+scores and plots.
 """
 from __future__ import annotations
 
@@ -240,7 +241,8 @@ def with_augmented_copies(table: pd.DataFrame, config: TrainingConfig, params: P
 
 def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
               strategy: tf.distribute.Strategy) -> tuple[keras.Model, dict]:
-    """Build, compile and fit under `strategy`; returns the best-validation-loss model and a training record."""
+    """Build, compile and fit under `strategy`; returns the best epoch's model (by config.monitor) and a
+    training record."""
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     # SpecAugment masks are drawn inside tf.data, outside the strategy scope; make_dataset applies them to
     # training batches only.

@@ -1,7 +1,7 @@
 """Generalisation benchmark: leave-one-system-out, cross-dataset and corruption EER per model row.
 
 Rows: each --models entry without and with augmentation, by default baseline, baseline + augmentation,
-compact_cmn, compact_cmn + augmentation (see deepfake_detector.benchmark for the protocol).
+compact_cmn, compact_cmn + augmentation (see deepfake_detector.report.benchmark for the protocol).
 Writes benchmarks/generalisation.md, .png and .json.
 
     python bench/generalisation.py            # default run (~26 min on 2 cores)
@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from deepfake_detector.augment import parse_augment_names  # noqa: E402
-from deepfake_detector.benchmark import BenchmarkError, BenchmarkSettings, run_benchmark  # noqa: E402
-from deepfake_detector.models import MODELS  # noqa: E402
+from deepfake_detector.data.augment import parse_augment_names  # noqa: E402
+from deepfake_detector.report.benchmark import BenchmarkError, BenchmarkSettings, run_benchmark  # noqa: E402
+from deepfake_detector.model.models import MODELS  # noqa: E402
 
 DEFAULTS = BenchmarkSettings()
 

@@ -58,7 +58,7 @@ def write_synthetic_speechlike(path: Path, seconds: float, sample_rate: int = 16
 
 
 def untrained_baseline(folder: Path) -> Path:
-    from deepfake_detector import model_store, models
+    from deepfake_detector.model import model_store, models
     from deepfake_detector.params import Params
 
     params = Params()
@@ -70,7 +70,7 @@ def untrained_baseline(folder: Path) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     pin_to_one_core()
-    from deepfake_detector import inference, model_store
+    from deepfake_detector.model import inference, model_store
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

@@ -21,7 +21,7 @@ import soundfile  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from deepfake_detector.params import AUDIO_EXTENSIONS, CLASS_SYNONYMS, Params  # noqa: E402
-from deepfake_detector.spectrograms import default_jobs, generate  # noqa: E402
+from deepfake_detector.data.spectrograms import default_jobs, generate  # noqa: E402
 
 
 def synthetic_speech(seconds: float, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:

@@ -42,7 +42,7 @@ def parse_args(argv):
 
 
 def untrained_baseline(folder: Path) -> Path:
-    from deepfake_detector import model_store, models
+    from deepfake_detector.model import model_store, models
     from deepfake_detector.params import Params
 
     model_path = folder / "baseline_untrained.keras"

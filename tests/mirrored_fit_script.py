@@ -15,7 +15,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from deepfake_detector import features, training  # noqa: E402
+from deepfake_detector.data import features  # noqa: E402
+from deepfake_detector.model import training  # noqa: E402
 from deepfake_detector.params import Params  # noqa: E402
 
 PARAMS = Params(window_s=1.0, hop_s=1.0)  # (128, 44, 3) pictures keep the fit quick

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepfake_detector.features import save_png, waveform_to_images
+from deepfake_detector.data.features import save_png, waveform_to_images
 from deepfake_detector.params import Params
 
 # Files per class in each split; every third file is long enough for two windows.

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import write_tone
-from deepfake_detector import augment, features
+from deepfake_detector.data import augment, features
 from deepfake_detector.io_utils import sha256_file
 from deepfake_detector.params import Params
 

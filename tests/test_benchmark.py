@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA
-from deepfake_detector import benchmark
+from deepfake_detector.report import benchmark
 from deepfake_detector.params import Params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from deepfake_detector.model_store import apply_calibration, fit_platt, logit
+from deepfake_detector.model.model_store import apply_calibration, fit_platt, logit
 
 
 def test_separable_validation_scores_give_a_finite_slope():

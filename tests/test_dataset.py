@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepfake_detector.dataset import DataError, check_trainable, load_split_table, make_dataset
-from deepfake_detector.features import load_png
+from deepfake_detector.model.dataset import DataError, check_trainable, load_split_table, make_dataset
+from deepfake_detector.data.features import load_png
 from deepfake_detector.params import Params
 from synthetic_spectrograms import make_spectrogram_folder
 

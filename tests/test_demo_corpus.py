@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import soundfile
 
-from deepfake_detector import demo_corpus, demo_sources
-from deepfake_detector.demo_sources import ClipSpec
+from deepfake_detector.corpus import demo_corpus, demo_sources
+from deepfake_detector.corpus.demo_sources import ClipSpec
 from deepfake_detector.io_utils import sha256_file
 
 PROJECT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "demo"

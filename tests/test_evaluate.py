@@ -1,5 +1,4 @@
 """Evaluation: labelled folders and manifests, the report folder, hand-checked metrics and per-group breakdown."""
-import importlib.util
 import json
 
 import numpy as np
@@ -7,12 +6,9 @@ import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT, write_tone
-from deepfake_detector import evaluation
+from deepfake_detector.cli import evaluate
+from deepfake_detector.report import evaluation
 from tiny_detector import save_tiny_detector
-
-spec = importlib.util.spec_from_file_location("evaluate_script", PROJECT_ROOT / "scripts" / "evaluate.py")
-evaluate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(evaluate)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ import pytest
 import soundfile
 
 from conftest import write_tone
-from deepfake_detector import features, inference, model_store
-from deepfake_detector.inference import RESULT_KEYS
+from deepfake_detector.data import features
+from deepfake_detector.model import inference, model_store
+from deepfake_detector.model.inference import RESULT_KEYS
 from tiny_detector import TINY_PARAMS, save_tiny_detector
 
 

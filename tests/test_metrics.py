@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from deepfake_detector.metrics import bootstrap_interval, compute_eer, roc_auc, summarise, threshold_metrics
+from deepfake_detector.report.metrics import bootstrap_interval, compute_eer, roc_auc, summarise, threshold_metrics
 
 
 def test_perfect_separation_gives_zero_eer_and_unit_auc():

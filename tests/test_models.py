@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_detector import model_store, models
+from deepfake_detector.model import model_store, models
 from deepfake_detector.params import Params
 
 SCRIPT = Path(__file__).resolve().parent / "mirrored_fit_script.py"
@@ -76,7 +76,7 @@ def test_a_fresh_process_loads_a_saved_compact_cmn_model(tmp_path):
     params = Params(window_s=1.0, hop_s=1.0)
     model_path = tmp_path / "compact_cmn.keras"
     model_store.save_detector(models.build_model("compact_cmn", params), model_path, params, threshold=0.5)
-    code = (f"from deepfake_detector import model_store\n"
+    code = (f"from deepfake_detector.model import model_store\n"
             f"print(model_store.load_detector({str(model_path)!r}).model.name)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).resolve().parents[1] / "src")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deepfake_detector import metrics, reports
+from deepfake_detector.report import metrics, reports
 
 LABELS = [0, 0, 0, 0, 1, 1, 1, 1]
 SCORES = [0.05, 0.2, 0.4, 0.7, 0.3, 0.6, 0.8, 0.95]

@@ -14,7 +14,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import write_tone
-from deepfake_detector import __version__, features, inference, model_store, service, upload
+from deepfake_detector import __version__
+from deepfake_detector.data import features
+from deepfake_detector.model import inference, model_store
+from deepfake_detector.serve import service, upload
 from tiny_detector import TINY_PARAMS, save_tiny_detector
 
 

@@ -10,9 +10,9 @@ import pytest
 import soundfile
 
 from conftest import PROJECT_ROOT, write_tone
-from deepfake_detector import features
+from deepfake_detector.data import features
 from deepfake_detector.params import Params
-from deepfake_detector.spectrograms import SpectrogramError, discover_sources, generate
+from deepfake_detector.data.spectrograms import SpectrogramError, discover_sources, generate
 
 PARAMS = Params()
 SCRIPT = PROJECT_ROOT / "scripts" / "generate_spectrograms.py"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT
-from deepfake_detector.splits import SPLITS_COLUMNS, SplitError, check_no_leak, make_splits, split_folder
+from deepfake_detector.data.splits import SPLITS_COLUMNS, SplitError, check_no_leak, make_splits, split_folder
 
 SCRIPT = PROJECT_ROOT / "scripts" / "split_data.py"
 

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from conftest import write_tone
-from deepfake_detector import metrics, spectrograms
-from deepfake_detector.augment import AugmentConfig
-from deepfake_detector.dataset import SPLIT_COLUMNS, data_summary, load_split_table
+from deepfake_detector.data import spectrograms
+from deepfake_detector.report import metrics
+from deepfake_detector.data.augment import AugmentConfig
+from deepfake_detector.model.dataset import SPLIT_COLUMNS, data_summary, load_split_table
 from deepfake_detector.params import Params
-from deepfake_detector.training import choose_threshold, threshold_at_fpr
+from deepfake_detector.model.training import choose_threshold, threshold_at_fpr
 from synthetic_spectrograms import make_spectrogram_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -103,9 +104,9 @@ def test_smoke_run_metadata_and_metrics(trained):
 
 @pytest.mark.slow
 def test_reloaded_model_reproduces_the_saved_test_scores(trained):
-    from deepfake_detector.features import load_png
-    from deepfake_detector.inference import aggregate
-    from deepfake_detector.model_store import load_detector
+    from deepfake_detector.data.features import load_png
+    from deepfake_detector.model.inference import aggregate
+    from deepfake_detector.model.model_store import load_detector
 
     root, data_dir, _ = trained
     detector = load_detector(root / "models" / "smoke.keras")
@@ -146,7 +147,7 @@ def make_audio_data_folder(root: Path) -> Path:
 
 
 def test_augmented_copies_are_appended_to_train_only(tmp_path):
-    from deepfake_detector.training import TrainingConfig, with_augmented_copies
+    from deepfake_detector.model.training import TrainingConfig, with_augmented_copies
 
     data_dir = make_audio_data_folder(tmp_path)
     table = load_split_table(data_dir)
@@ -163,9 +164,9 @@ def test_augmented_copies_are_appended_to_train_only(tmp_path):
 
 
 def test_spec_augment_changes_training_batches_only(tmp_path):
-    from deepfake_detector.augment import make_spec_augment
-    from deepfake_detector.dataset import make_dataset
-    from deepfake_detector.features import load_png
+    from deepfake_detector.data.augment import make_spec_augment
+    from deepfake_detector.model.dataset import make_dataset
+    from deepfake_detector.data.features import load_png
 
     data_dir = make_audio_data_folder(tmp_path)
     table = load_split_table(data_dir).query("split == 'val'")
@@ -213,7 +214,7 @@ def test_cli_rejects_an_unknown_augmentation_in_one_line(tmp_path):
 def test_strategy_after_tensorflow_started_keeps_its_devices_or_says_why():
     # A benchmark that scores reused models before training a new one starts TensorFlow first.
     code = ("import tensorflow as tf\n"
-            "from deepfake_detector.training import make_strategy\n"
+            "from deepfake_detector.model.training import make_strategy\n"
             "tf.constant(1.0) + 1.0\n"
             "print(make_strategy(1).num_replicas_in_sync)\n"
             "try:\n    make_strategy(2)\nexcept RuntimeError as error:\n    print('refused:', error)\n")

@@ -43,7 +43,7 @@ def free_port() -> int:
 def server_url(tmp_path_factory):
     import uvicorn
 
-    from deepfake_detector import service
+    from deepfake_detector.serve import service
 
     model_path = save_tiny_detector(tmp_path_factory.mktemp("model"))
     app = service.create_app(model_path, upload_dir=tmp_path_factory.mktemp("uploads"))

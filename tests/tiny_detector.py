@@ -8,7 +8,7 @@ from pathlib import Path
 
 import keras
 
-from deepfake_detector import model_store, models
+from deepfake_detector.model import model_store, models
 from deepfake_detector.params import Params
 
 TINY_PARAMS = Params(window_s=1.0, hop_s=1.0, image_height=32, image_width=32)

@@ -35,10 +35,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from deepfake_detector import __version__, features, inference, model_store
-from deepfake_detector.model_store import Detector
+from deepfake_detector import __version__
+from deepfake_detector.data import features
+from deepfake_detector.model import inference, model_store
+from deepfake_detector.model.model_store import Detector
 from deepfake_detector.params import Params
-from deepfake_detector.upload import SUPPORTED_FORMATS, UploadError, display_name, receive_file_field, \
+from deepfake_detector.serve.upload import SUPPORTED_FORMATS, UploadError, display_name, receive_file_field, \
     sniff_audio_format
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -46,7 +48,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 SPECTROGRAM_MAX_COLUMNS = 1200
 _SNIFF_BYTES = 16
 
-log = logging.getLogger("deepfake_detector.service")
+log = logging.getLogger("deepfake_detector.serve.service")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,12 +31,12 @@ from scipy.ndimage import minimum_filter1d
 from scipy.stats import ks_2samp
 from tqdm import tqdm
 
-from deepfake_detector import demo_sources
-from deepfake_detector.audio import decode, to_mono_resampled
-from deepfake_detector.demo_sources import ClipSpec
+from deepfake_detector.corpus import demo_sources
+from deepfake_detector.data.audio import decode, to_mono_resampled
+from deepfake_detector.corpus.demo_sources import ClipSpec
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.params import Params
-from deepfake_detector.vocoders import COPY_SYNTHESISERS
+from deepfake_detector.corpus.vocoders import COPY_SYNTHESISERS
 
 SAMPLE_RATE = 16000
 TRIM_TOP_DB = 35.0          # silence = more than 35 dB below the clip's loudest frame

@@ -17,8 +17,9 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from deepfake_detector import audio, features, model_store
-from deepfake_detector.model_store import Detector
+from deepfake_detector.data import audio, features
+from deepfake_detector.model import model_store
+from deepfake_detector.model.model_store import Detector
 from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 
 # How per-window scores become a file's score. "mean" is the default: a file is called fake when its average

@@ -21,10 +21,10 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from deepfake_detector import audio, features
+from deepfake_detector.data import audio, features
 from deepfake_detector.io_utils import atomic_path, sha256_file
 from deepfake_detector.params import AUDIO_EXTENSIONS, Params, canonical_class
-from deepfake_detector.splits import canonical_split
+from deepfake_detector.data.splits import canonical_split
 
 MANIFEST_COLUMNS = [
     "png_path", "class", "source_path", "source_sha256", "window_index", "start_s", "end_s",

@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepfake_detector import inference, metrics, reports, spectrograms
-from deepfake_detector.dataset import class_labels
+from deepfake_detector.data import spectrograms
+from deepfake_detector.model import inference
+from deepfake_detector.report import metrics, reports
+from deepfake_detector.model.dataset import class_labels
 from deepfake_detector.io_utils import atomic_write_text
-from deepfake_detector.model_store import Detector
+from deepfake_detector.model.model_store import Detector
 from deepfake_detector.params import canonical_class
-from deepfake_detector.splits import canonical_split
+from deepfake_detector.data.splits import canonical_split
 
 # Manifest columns that name a speaker, generator or corpus; metrics are broken down per value of each.
 GROUP_COLUMNS = ("speaker_or_system", "source", "corpus")

@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 # Modules that import TensorFlow (training, inference, evaluation, model_store) are imported where they are used,
 # so `--help` and a bad corpus folder answer before TensorFlow starts.
-from deepfake_detector import audio, augment, features, metrics, spectrograms, splits
+from deepfake_detector.data import audio, augment, features, spectrograms, splits
+from deepfake_detector.report import metrics
 from deepfake_detector.io_utils import atomic_path, atomic_write_text, sha256_file
 from deepfake_detector.params import Params
 
@@ -274,7 +275,7 @@ def render_eval_set(name: str, paths: list[str], labels: np.ndarray, params: Par
 
 def cross_dataset_sets(settings: BenchmarkSettings, params: Params) -> list[EvalSet]:
     """The evaluation-only data sets, rendered (or skipped with a reason when they are absent)."""
-    from deepfake_detector.evaluation import EvaluationError, load_labelled_data
+    from deepfake_detector.report.evaluation import EvaluationError, load_labelled_data
 
     cache_dir = Path(settings.work_dir) / "eval_cache"
     sets = []
@@ -311,7 +312,7 @@ def score_eval_set(detector, eval_set: EvalSet, batch_size: int) -> dict:
     """EER and ROC AUC of one model on one set, from per-file scores aggregated as the model's metadata says."""
     if eval_set.skipped:
         return {"skipped": eval_set.skipped}
-    from deepfake_detector import inference
+    from deepfake_detector.model import inference
 
     window_raw = inference.raw_scores(detector, eval_set.images, batch_size)
     rule = detector.metadata.get("aggregate", "mean")
@@ -339,7 +340,7 @@ def train_or_reuse(config) -> dict:
     """training.train(config), or the saved record of an identical finished run (so a killed benchmark resumes)."""
     import keras
 
-    from deepfake_detector import training
+    from deepfake_detector.model import training
 
     paths = config.output_paths()
     stamp = paths["metrics"].with_name(f"{config.run_name}_benchmark_fingerprint.txt")
@@ -356,7 +357,7 @@ def train_or_reuse(config) -> dict:
 
 def training_config(settings: BenchmarkSettings, data_dir: Path, row: Row, run: str, epochs: int,
                     splits_csv: Path | None = None):
-    from deepfake_detector.training import TrainingConfig
+    from deepfake_detector.model.training import TrainingConfig
 
     runs_dir = Path(settings.work_dir) / "runs"
     return TrainingConfig(
@@ -369,7 +370,7 @@ def training_config(settings: BenchmarkSettings, data_dir: Path, row: Row, run: 
 def benchmark_row(settings: BenchmarkSettings, data_dir: Path, row: Row, folds: dict[str, Path],
                   eval_sets: list[EvalSet]) -> dict:
     """Main run, LOSO runs and every evaluation set for one row."""
-    from deepfake_detector.model_store import load_detector
+    from deepfake_detector.model.model_store import load_detector
 
     main = train_or_reuse(training_config(settings, data_dir, row, "main", settings.epochs))
     loso = {family: train_or_reuse(training_config(settings, data_dir, row, f"loso-{family}",
@@ -424,7 +425,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
 
 
 def _git_commit() -> str | None:
-    from deepfake_detector.model_store import git_commit
+    from deepfake_detector.model.model_store import git_commit
 
     return git_commit()
 

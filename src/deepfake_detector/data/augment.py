@@ -35,7 +35,7 @@ import soxr
 from scipy import signal
 from tqdm import tqdm
 
-from deepfake_detector import audio, features
+from deepfake_detector.data import audio, features
 from deepfake_detector.io_utils import atomic_write_text
 from deepfake_detector.params import Params
 

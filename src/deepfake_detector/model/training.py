@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from deepfake_detector import augment, metrics, model_store, reports
-from deepfake_detector.dataset import (DataError, check_trainable, class_labels, data_summary, load_data_params,
+from deepfake_detector.data import augment
+from deepfake_detector.model import model_store
+from deepfake_detector.report import metrics, reports
+from deepfake_detector.model.dataset import (DataError, check_trainable, class_labels, data_summary, load_data_params,
                                        load_split_table, make_dataset)
-from deepfake_detector.inference import aggregate
+from deepfake_detector.model.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
-from deepfake_detector.models import build_model
+from deepfake_detector.model.models import build_model
 from deepfake_detector.params import Params
 
 # Metrics that may choose the best epoch, and whether higher or lower is better.

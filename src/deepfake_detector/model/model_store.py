@@ -158,7 +158,7 @@ def load_detector(model_path: Path) -> Detector:
         params = Params.from_dict(metadata["params"])
     except (TypeError, ValueError) as error:
         raise ModelError(f"model metadata has invalid params: {error}") from error
-    from deepfake_detector import models  # noqa: F401  registers the custom layers load_model must find
+    from deepfake_detector.model import models  # noqa: F401  registers the custom layers load_model must find
 
     model = keras.models.load_model(model_path, compile=False)
     expected = tuple(params.png_shape)

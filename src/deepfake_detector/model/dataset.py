@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from deepfake_detector.features import load_png
+from deepfake_detector.data.features import load_png
 from deepfake_detector.params import CLASS_NAMES, Params
 
 if TYPE_CHECKING:

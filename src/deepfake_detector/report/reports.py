@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from deepfake_detector import metrics
+from deepfake_detector.report import metrics
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.params import CLASS_NAMES
 

@@ -1,0 +1,1 @@
+"""The offline demo corpus: sources, synthesisers and vocoders."""

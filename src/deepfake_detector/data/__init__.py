@@ -1,0 +1,1 @@
+"""Audio in, pictures out: decoding, the feature function, augmentation, rendering, splits."""

@@ -1,0 +1,1 @@
+"""Networks, tf.data input, training, saved models and scoring."""

@@ -1,0 +1,1 @@
+"""Metrics, evaluation reports, prediction output and benchmarks."""

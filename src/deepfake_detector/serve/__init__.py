@@ -1,0 +1,1 @@
+"""The web service: FastAPI app, upload handling and the page."""

@@ -12,12 +12,15 @@ import json
 import platform
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.params import CLASS_NAMES, Params
+
+if TYPE_CHECKING:  # Keras (and TensorFlow under it) is imported only when a model is loaded or saved, so that
+    import keras   # `from deepfake_detector import Detector` and every command's --help stay fast.
 
 METADATA_VERSION = 1
 
@@ -28,12 +31,35 @@ class ModelError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Detector:
-    """A loaded model with its metadata; `calibrate` maps raw network outputs onto reported probabilities."""
+    """A trained detector: the network with its metadata. This is the public Python API:
+
+        from deepfake_detector import Detector
+        detector = Detector.load("models/baseline.keras")       # the .json metadata must sit beside it
+        result = detector.predict("clip.mp3")                    # or detector.predict(waveform, sr=16000)
+        print(result["label"], result["p_fake"], result["threshold"])
+
+    `predict` returns the record `deepfake-detector predict --json` writes (see inference.py). `calibrate` maps
+    raw network outputs onto reported probabilities.
+    """
 
     model: keras.Model
     metadata: dict
     params: Params
     path: Path
+
+    @classmethod
+    def load(cls, model_path) -> Detector:
+        """Load `<name>.keras` and its `<name>.json`; raises ModelError with a one-line reason."""
+        return load_detector(model_path)
+
+    def predict(self, file_or_array, sr: int | None = None, *, hop_s: float | None = None,
+                aggregate: str = "mean", batch_size: int = 32) -> dict:
+        """Score an audio file, or a waveform: 1-D mono or (samples, channels) as soundfile reads it, at `sr` Hz
+        (default: the model's rate, 22,050). Same record and code as the CLI; an unusable input gives a record
+        whose `error` says why instead of raising."""
+        from deepfake_detector.model import inference  # inference imports this module
+
+        return inference.predict_input(self, file_or_array, sr, hop_s, aggregate, batch_size)
 
     @property
     def name(self) -> str:
@@ -99,6 +125,7 @@ def git_commit() -> str | None:
 
 
 def library_versions() -> dict:
+    import keras
     import librosa
     import tensorflow as tf
 
@@ -158,6 +185,8 @@ def load_detector(model_path: Path) -> Detector:
         params = Params.from_dict(metadata["params"])
     except (TypeError, ValueError) as error:
         raise ModelError(f"model metadata has invalid params: {error}") from error
+    import keras
+
     from deepfake_detector.model import models  # noqa: F401  registers the custom layers load_model must find
 
     model = keras.models.load_model(model_path, compile=False)

@@ -86,7 +86,7 @@ def test_evaluate_a_manifest_split_with_group_columns(model_path, tmp_path):
     assert evaluate.main([str(data / "manifest.csv"), "--model", str(model_path), "--split", "test",
                           "--out", str(out)]) == 0
     scores = pd.read_csv(out / "scores.csv")
-    assert len(scores) == 3 and set(scores["split"]) == {"testing"}
+    assert len(scores) == 3 and set(scores["split"]) == {"test"}  # split names are canonical
     assert set(pd.read_csv(out / "breakdown.csv")["value"]) == {"x"}
 
 

@@ -40,16 +40,28 @@ def main(argv=None) -> int:
     except SpectrogramError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    print_summary(summary, args.output)
+    return 0
+
+
+def print_summary(summary, output: Path) -> None:
     print(f"{summary.images} images from {summary.rendered + summary.reused} files "
-          f"({summary.rendered} rendered, {summary.reused} unchanged) in {args.output}")
+          f"({summary.rendered} rendered, {summary.reused} unchanged) in {output}")
     if summary.errors:
         print(f"{summary.failed} file(s) skipped and {summary.dataset_problems} dataset problem(s) (protocol lines "
-              f"without audio, audio without protocol line), listed in {args.output / 'errors.csv'}:")
+              f"without audio, audio without protocol line), listed in {output / 'errors.csv'}:")
         for path, reason in summary.errors[:10]:
             print(f"  {path}: {reason}")
         if len(summary.errors) > 10:
             print(f"  ... and {len(summary.errors) - 10} more")
-    return 0
+
+
+def render_root(root: Path, output: Path, layout: str | None, strict: bool, jobs: int | None = None) -> None:
+    """Render a dataset root with the default settings (resumable), for commands that accept a root directly.
+    Raises SpectrogramError."""
+    print(f"rendering dataset root {root} into {output}")
+    summary = generate(root, output, Params(), jobs=jobs or default_jobs(), layout=layout, strict=strict)
+    print_summary(summary, output)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,10 @@ def read(root: Path, layout: str | None = None, strict: bool = False) -> tuple[p
     if not root.exists():
         raise DatasetError(f"dataset root {root} does not exist")
     name = layout or detect(root)
-    table, problems = layout_module(name).read(root)
+    module = layout_module(name)
+    if layout and not module.detect(root):
+        raise DatasetError(f"{root} is not laid out as '{name}': expected {module.DESCRIPTION}")
+    table, problems = module.read(root)
     problems = sorted(problems)
     if strict and problems:
         raise DatasetError(f"{len(problems)} problem(s) in {root} (--strict), first: {problems[0][0]}: "

@@ -44,7 +44,9 @@ def architectures(model: Path) -> dict[str, str]:
     if not meta.is_file():
         return {}
     try:
-        table = pd.read_csv(meta, sep=None, engine="python", dtype=str, keep_default_na=False)
+        with open(meta, encoding="utf-8") as stream:
+            separator = "|" if "|" in stream.readline() else ","  # MLAAD writes '|'; accept a plain CSV too
+        table = pd.read_csv(meta, sep=separator, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
         return {}
     if not {"path", "architecture"} <= set(table.columns):

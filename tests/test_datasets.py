@@ -155,3 +155,57 @@ def test_render_help_lists_every_layout():
     for name in datasets.layouts():
         assert f"{name}:" in help_text
     assert "--strict" in help_text
+
+
+def test_render_and_split_a_corpus_root_carry_speakers_attacks_and_problems(tmp_path):
+    from deepfake_detector.data.spectrograms import generate
+    from deepfake_detector.data.splits import split_folder
+    from deepfake_detector.params import Params
+
+    root = fixtures.asvspoof2019(tmp_path / "corpus")
+    out = tmp_path / "spectrograms"
+    summary = generate(root, out, Params(), progress=False)
+    assert summary.rendered == 6 and summary.dataset_problems == 2
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert {"group", "attack"} <= set(manifest.columns)
+    assert manifest.set_index(manifest["source_path"].map(lambda path: Path(path).stem)).loc[
+        "LA_T_1000002", ["official_split", "group", "attack"]].tolist() == ["train", "LA_0079", "A01"]
+    errors = pd.read_csv(out / "errors.csv")
+    assert len(errors) == 2 and errors["reason"].str.endswith("eval.trl.txt line 3").sum() == 1
+
+    table, _ = split_folder(out)
+    files = table.drop_duplicates("source_path").set_index(table["source_path"].map(lambda p: Path(p).stem))
+    assert files.loc["LA_D_1000002", ["split", "attack"]].tolist() == ["val", "A02"]  # official dev -> val
+    assert "attack" in pd.read_csv(out / "splits.csv").columns
+
+    table, _ = split_folder(out, holdout_attacks=("A01",))  # the unseen-attack protocol
+    held = table[table["attack"] == "A01"]
+    assert len(held) and set(held["split"]) == {"test"}
+
+
+def manifest_with_speakers(speakers: int = 12) -> pd.DataFrame:
+    """One image per file; each speaker has one real and two fake files (attacks X1, X2); no official split."""
+    rows = []
+    for speaker in range(speakers):
+        for kind, attack in (("real", "-"), ("fake", "X1"), ("fake", "X2")):
+            stem = f"s{speaker}_{attack}"
+            rows.append({"png_path": f"images/{kind}/{stem}.png", "class": kind, "source_path": f"/d/{stem}.wav",
+                         "source_sha256": f"sha-{stem}", "window_index": 0, "official_split": "",
+                         "group": f"spk{speaker}", "attack": attack, "language": "en"})
+    return pd.DataFrame(rows)
+
+
+def test_split_groups_by_the_manifest_speaker_and_holds_out_attacks():
+    from deepfake_detector.data.splits import SplitError, make_splits
+
+    table, _ = make_splits(manifest_with_speakers(), seed=1)
+    speaker = table["source_path"].str.extract(r"/d/(s\d+)_")[0]
+    assert (table.groupby(speaker)["split"].nunique() == 1).all()  # a speaker never straddles splits
+    assert set(table["split"]) == {"train", "val", "test"}
+    assert {"attack", "language"} <= set(table.columns)
+
+    table, _ = make_splits(manifest_with_speakers(), seed=1, holdout_attacks=("X2",))
+    assert set(table[table["attack"] == "X2"]["split"]) == {"test"}
+    assert set(table[table["attack"] == "X1"]["split"]) == {"train", "val", "test"}
+    with pytest.raises(SplitError, match=r"held-out attack\(s\) \['X3'\] not in the manifest; it names X1, X2"):
+        make_splits(manifest_with_speakers(), holdout_attacks=("X3",))

@@ -5,8 +5,8 @@ Files that must stay together form one group: the same path, the same content (s
 assigned per class with a seeded greedy that fills each split up to its share of files, so every split is
 stratified; a group holding both classes moves as one unit. An official split in the manifest is kept as it is.
 The manifest's own `group` column (the dataset's speaker) groups files like the groups CSV does. Held-out attacks
-(`holdout_attacks`) build the unseen-attack protocol: their files go to test only, grouped by content alone, so
-their speakers' other files may sit in train. The manifest's attack and metadata columns are copied into
+(`holdout_attacks`) build the unseen-attack protocol: their files go to test only, grouped by content alone (so
+their speakers' other files may sit in train), and the other files are split by the ratios among themselves. The manifest's attack and metadata columns are copied into
 splits.csv for per-attack evaluation.
 Before anything is written, the result is checked once more: no path, hash or group may appear in two splits.
 """
@@ -233,7 +233,6 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
     _check_ratios(ratios)
     manifest = manifest.assign(official_split=manifest["official_split"].fillna("").map(_known_split))
     held_out = _held_out(manifest, holdout_attacks)
-    manifest.loc[held_out, "official_split"] = "test"
     files = manifest.drop_duplicates("source_path")
     warnings = []
     user_labels: dict[str, set[str]] = defaultdict(set)
@@ -248,10 +247,16 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
             user_labels[source] |= labels
         if unmatched:
             warnings.append(f"{unmatched} row(s) of the groups file match no rendered source file")
+    held_out_files = held_out[files.index].to_numpy()
     files = files[["source_path", "class", "source_sha256", "official_split"]]
-    groups = build_groups(files, user_labels)
+    # The other files are split by the ratios among themselves; held-out files (grouped by content) go to test.
+    groups = build_groups(files[~held_out_files], user_labels)
     warnings += _conflict_warnings(groups)
     assignment = assign_groups(groups, tuple(ratios), seed)
+    for group in build_groups(files[held_out_files], {}) if held_out_files.any() else []:
+        group.name = f"held-out:{group.name}"
+        assignment[group.name] = "test"
+        groups.append(group)
 
     group_of = {source: group.name for group in groups for source in group.sources}
     table = manifest.assign(
@@ -262,8 +267,7 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
     table = table.sort_values(["png_path", "source_path"]).drop_duplicates("png_path")
     table = table.sort_values(["split", "class", "source_path", "png_path"], key=_split_order)
     table = table[SPLITS_COLUMNS + dataset_columns(manifest)].reset_index(drop=True)
-    check_no_leak(table)
-    _check_held_out(table, holdout_attacks)
+    check_no_leak(table)  # also catches a held-out file whose content another split holds
     return table, warnings + missing_class_warnings(table, ratios)
 
 
@@ -281,15 +285,6 @@ def _held_out(manifest: pd.DataFrame, holdout_attacks: tuple[str, ...]) -> pd.Se
         raise SplitError(f"held-out attack(s) {unknown} not in the manifest; it names "
                          f"{', '.join(sorted(set(attacks) - {'', '-'})) or 'none'}")
     return attacks.isin(holdout_attacks)
-
-
-def _check_held_out(table: pd.DataFrame, holdout_attacks: tuple[str, ...]) -> None:
-    if not holdout_attacks:
-        return
-    stray = table[table["attack"].astype(str).isin(holdout_attacks) & (table["split"] != "test")]
-    if len(stray):
-        raise SplitError(f"held-out attack file {stray['source_path'].iloc[0]} shares its content with a file "
-                         f"of split '{stray['split'].iloc[0]}'; nothing written")
 
 
 def _known_split(name: str) -> str:

@@ -86,7 +86,7 @@ def test_evaluate_a_manifest_split_with_group_columns(model_path, tmp_path):
     assert evaluate.main([str(data / "manifest.csv"), "--model", str(model_path), "--split", "test",
                           "--out", str(out)]) == 0
     scores = pd.read_csv(out / "scores.csv")
-    assert len(scores) == 3 and set(scores["split"]) == {"testing"}
+    assert len(scores) == 3 and set(scores["split"]) == {"test"}  # split names are canonical
     assert set(pd.read_csv(out / "breakdown.csv")["value"]) == {"x"}
 
 
@@ -106,3 +106,36 @@ def test_nothing_scorable_gives_status_one(model_path, tmp_path, capsys):
     (tmp_path / "data" / "real" / "a.wav").write_bytes(b"")
     assert evaluate.main([str(tmp_path / "data"), "--model", str(model_path), "--out", str(tmp_path / "r")]) == 1
     assert "none of the 1 files could be scored" in capsys.readouterr().err
+
+
+def test_per_attack_eer_pits_each_attack_against_all_bona_fide():
+    # Reals 0.1 0.2 0.3 0.4. A01 fakes 0.9 0.8: separable -> EER 0, AUC 1. A02 fakes 0.15 0.35: at threshold 0.3
+    # half the fakes are missed and half the reals flagged -> EER 0.5; fake-above-real pairs 1 + 3 of 8 -> AUC 0.5.
+    scored = pd.DataFrame({"file": list("abcdefgh"), "label": ["real"] * 4 + ["fake"] * 4,
+                           "p_fake": [0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.15, 0.35], "error": [""] * 8,
+                           "attack": ["-"] * 4 + ["A01", "A01", "A02", "A02"]})
+    attacks = evaluation.attack_breakdown(scored, threshold=0.5).set_index("attack")
+    assert attacks.loc["A01", ["n_fake", "n_real", "eer", "roc_auc", "missed_at_threshold"]].tolist() == [
+        2, 4, 0.0, 1.0, 0.0]
+    assert attacks.loc["A02", ["n_fake", "n_real", "eer", "roc_auc", "missed_at_threshold"]].tolist() == [
+        2, 4, 0.5, 0.5, 1.0]
+    assert evaluation.attack_breakdown(scored.drop(columns="attack"), 0.5).empty
+
+
+def test_evaluate_an_asvspoof_2019_root_per_attack_with_min_tdcf(model_path, tmp_path, capsys):
+    import dataset_fixtures
+
+    root = dataset_fixtures.asvspoof2019(tmp_path / "corpus")
+    dataset_fixtures.asvspoof2019_asv_scores(root)
+    out = tmp_path / "report"
+    assert evaluate.main([str(root), "--model", str(model_path), "--split", "eval", "--out", str(out)]) == 0
+    metrics_json = json.loads((out / "metrics.json").read_text())
+    assert metrics_json["layout"] == "asvspoof2019_la" and metrics_json["n"] == 2
+    assert [row["attack"] for row in metrics_json["per_attack"]] == ["A07"]  # A08's only line has no audio
+    assert metrics_json["min_tdcf"] is not None and metrics_json["min_tdcf"] >= 0
+    assert metrics_json["dataset_problems"] == 2
+    report = (out / "report.md").read_text()
+    assert "## EER per attack" in report and "| A07 | 1 | 1 |" in report and "min t-DCF" in report
+    errors = pd.read_csv(out / "errors.csv")
+    assert errors["reason"].str.contains("eval.trl.txt line 3").any()
+    assert "min t-DCF" in capsys.readouterr().out

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from deepfake_detector.report import metrics
 from deepfake_detector.report.metrics import bootstrap_interval, compute_eer, roc_auc, summarise, threshold_metrics
 
 
@@ -92,3 +93,18 @@ def test_summary_reports_intervals_for_auc_and_eer():
     assert low <= summary["roc_auc"] <= high
     low, high = summary["eer_95ci"]
     assert 0.0 <= low <= summary["eer"] <= high <= 1.0
+
+
+def test_min_tdcf_matches_the_hand_computed_asvspoof_2019_value():
+    # ASV: target 2 3, nontarget 0 1 -> EER threshold 2 with no ASV error; spoof 0.5 2.5 -> half pass the ASV.
+    # C1 = 0.95*0.99*(1 - 0) - 0 = 0.9405; C2 = 10*0.05*(1 - 0.5) = 0.25.
+    # CM (p_fake): real 0.1 0.4, fake 0.3 0.9. Per threshold t-DCF = C1*P(real flagged) + C2*P(fake passed):
+    # 0.1: 0.9405; 0.3: 0.4703; 0.4: 0.5953; 0.9: 0.125; inf: 0.25 -> min 0.125, normalised by 0.25 -> 0.5.
+    labels, scores = [0, 0, 1, 1], [0.1, 0.4, 0.3, 0.9]
+    asv_keys = ["target", "target", "nontarget", "nontarget", "spoof", "spoof"]
+    asv_scores = [2.0, 3.0, 0.0, 1.0, 0.5, 2.5]
+    assert metrics.min_tdcf(labels, scores, asv_keys, asv_scores) == pytest.approx(0.5)
+    # A perfect countermeasure leaves only the cost of no error: 0.
+    assert metrics.min_tdcf([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], asv_keys, asv_scores) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="target, nontarget and spoof"):
+        metrics.min_tdcf(labels, scores, asv_keys[:4], asv_scores[:4])

@@ -156,7 +156,7 @@ def test_both_layouts_record_the_official_split(tmp_path):
     (tmp_path / "cls" / "real.wav").write_bytes(b"loose files at the top are not class members")
 
     found = {source.path.name: (source.class_name, source.official_split)
-             for folder in ("for", "cls") for source in discover_sources(tmp_path / folder)}
+             for folder in ("for", "cls") for source in discover_sources(tmp_path / folder)[0]}
     assert found == {"a.wav": ("real", "train"), "b.wav": ("fake", "test"),
                      "c.wav": ("real", "val"), "d.wav": ("fake", "")}
 

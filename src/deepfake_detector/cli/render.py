@@ -1,12 +1,14 @@
-"""Render every clip under a class-folder tree into magma mel-spectrogram PNGs (resumable, parallel).
+"""Render every clip of a dataset root into magma mel-spectrogram PNGs (resumable, parallel).
 
 Example: python scripts/generate_spectrograms.py --input data_clean --output spectrograms
+         python scripts/generate_spectrograms.py --input /data/ASVspoof2019 --output spectrograms/la19
 """
 import argparse
 import sys
 from pathlib import Path
 
 
+from deepfake_detector.datasets import add_dataset_arguments
 from deepfake_detector.params import Params
 from deepfake_detector.data.spectrograms import SpectrogramError, default_jobs, generate
 
@@ -15,7 +17,7 @@ def parse_args(argv):
     defaults = Params()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=Path("data_clean"),
-                        help="folder with <class>/... or <split>/<class>/... audio (default: data_clean)")
+                        help="dataset root: class folders, a public corpus or a manifest .csv (default: data_clean)")
     parser.add_argument("--output", type=Path, default=Path("spectrograms"), help="default: spectrograms")
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: CPU count)")
     parser.add_argument("--window", type=float, default=defaults.window_s, help="seconds per image")
@@ -23,6 +25,7 @@ def parse_args(argv):
     parser.add_argument("--min-duration", type=float, default=defaults.min_duration_s,
                         help="reject clips shorter than this many seconds")
     parser.add_argument("--force", action="store_true", help="re-render everything, even unchanged files")
+    add_dataset_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -32,19 +35,33 @@ def main(argv=None) -> int:
         if args.window <= 0 or args.hop <= 0 or args.jobs < 1:
             raise SpectrogramError("--window and --hop must be positive and --jobs at least 1")
         params = Params().replace(window_s=args.window, hop_s=args.hop, min_duration_s=args.min_duration)
-        summary = generate(args.input, args.output, params, jobs=args.jobs, force=args.force)
+        summary = generate(args.input, args.output, params, jobs=args.jobs, force=args.force, layout=args.layout,
+                           strict=args.strict)
     except SpectrogramError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    print_summary(summary, args.output)
+    return 0
+
+
+def print_summary(summary, output: Path) -> None:
     print(f"{summary.images} images from {summary.rendered + summary.reused} files "
-          f"({summary.rendered} rendered, {summary.reused} unchanged) in {args.output}")
+          f"({summary.rendered} rendered, {summary.reused} unchanged) in {output}")
     if summary.errors:
-        print(f"{summary.failed} file(s) skipped, listed in {args.output / 'errors.csv'}:")
+        print(f"{summary.failed} file(s) skipped and {summary.dataset_problems} dataset problem(s) (protocol lines "
+              f"without audio, audio without protocol line), listed in {output / 'errors.csv'}:")
         for path, reason in summary.errors[:10]:
             print(f"  {path}: {reason}")
         if len(summary.errors) > 10:
             print(f"  ... and {len(summary.errors) - 10} more")
-    return 0
+
+
+def render_root(root: Path, output: Path, layout: str | None, strict: bool, jobs: int | None = None) -> None:
+    """Render a dataset root with the default settings (resumable), for commands that accept a root directly.
+    Raises SpectrogramError."""
+    print(f"rendering dataset root {root} into {output}")
+    summary = generate(root, output, Params(), jobs=jobs or default_jobs(), layout=layout, strict=strict)
+    print_summary(summary, output)
 
 
 if __name__ == "__main__":

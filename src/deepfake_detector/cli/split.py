@@ -1,38 +1,66 @@
 """Split rendered spectrograms by SOURCE FILE into train/val/test (stratified, grouped, seeded).
 
 Example: python scripts/split_data.py --input spectrograms --groups data_clean/groups.csv
+         python scripts/split_data.py --input /data/ASVspoof2019 --spectrograms spectrograms/la19 \
+             --holdout-attacks A05,A06      # renders the corpus first, then splits it
+
+Official splits of the dataset are kept; otherwise files are grouped by the dataset's speaker (and --groups).
 """
 import argparse
 import sys
 from pathlib import Path
 
 
+from deepfake_detector.data.spectrograms import SpectrogramError
 from deepfake_detector.data.splits import SplitError, count_table, split_folder
+from deepfake_detector.datasets import add_dataset_arguments
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=Path("spectrograms"),
-                        help="spectrogram folder holding manifest.csv (default: spectrograms)")
+                        help="spectrogram folder holding manifest.csv, or a dataset root to render into "
+                             "--spectrograms first (default: spectrograms)")
+    parser.add_argument("--spectrograms", type=Path, default=Path("spectrograms"),
+                        help="where a dataset root given as --input is rendered (default: spectrograms)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--groups", type=Path, default=None,
                         help="CSV with columns path,group (speaker, session...); files of a group share a split")
     parser.add_argument("--copy", action="store_true", help="copy images into the split folders instead of hard links")
+    parser.add_argument("--holdout-attacks", type=attack_list, default=(), metavar="A,B",
+                        help="unseen-attack protocol: files of these attacks (system ids) go to test only")
+    add_dataset_arguments(parser)
     return parser.parse_args(argv)
+
+
+def attack_list(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def spectrogram_folder(path: Path, output: Path, layout, strict: bool) -> Path:
+    """`path` when it is a rendered folder; a dataset root is rendered into `output` (resumable) first."""
+    if (path / "manifest.csv").is_file():
+        return path
+    from deepfake_detector.cli.render import render_root
+
+    render_root(path, output, layout, strict)
+    return output
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        table, warnings = split_folder(args.input, tuple(args.ratios), args.seed, args.groups, args.copy)
-    except SplitError as error:
+        folder = spectrogram_folder(args.input, args.spectrograms, args.layout, args.strict)
+        table, warnings = split_folder(folder, tuple(args.ratios), args.seed, args.groups, args.copy,
+                                       args.holdout_attacks)
+    except (SplitError, SpectrogramError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(count_table(table))
-    print(f"wrote {args.input / 'splits.csv'} and {args.input}/{{train,val,test}}/{{real,fake}}/")
+    print(f"wrote {folder / 'splits.csv'} and {folder}/{{train,val,test}}/{{real,fake}}/")
     return 0
 
 

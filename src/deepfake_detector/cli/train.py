@@ -1,6 +1,10 @@
 """Train a detector on a rendered, split spectrogram folder (see deepfake_detector.model.training).
 
     python src/train_cnn.py --data spectrograms --model baseline --epochs 10 --devices 2
+    python src/train_cnn.py --data /data/ASVspoof2019 --spectrograms spectrograms/la19   # a dataset root
+
+A dataset root (class folders, a manifest .csv, ASVspoof, In-the-Wild, ...) is rendered into --spectrograms and
+split first (official splits kept, else grouped by speaker); a rerun reuses both.
 """
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from deepfake_detector.data.augment import add_augment_arguments
+    from deepfake_detector.datasets import add_dataset_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("spectrograms"),
-                        help="folder with params.json, splits.csv and the PNGs")
+                        help="folder with params.json, splits.csv and the PNGs, or a dataset root")
+    parser.add_argument("--spectrograms", type=Path, default=Path("spectrograms"),
+                        help="where a dataset root given as --data is rendered and split")
     parser.add_argument("--epochs", type=int, default=10, help="maximum epochs (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per replica per step")
     parser.add_argument("--model", default="baseline", help="architecture from deepfake_detector.model.models.MODELS")
@@ -36,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--plots-dir", type=Path, default=Path("plots"))
     parser.add_argument("--jobs", type=int, default=1, help="worker processes rendering augmented copies")
     add_augment_arguments(parser)
+    add_dataset_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -44,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     from deepfake_detector.data.augment import config_from_args
     from deepfake_detector.model.dataset import DataError, check_trainable, load_split_table
 
+    from deepfake_detector.data.spectrograms import SpectrogramError
+    from deepfake_detector.data.splits import SplitError
+
     try:
         augment_config = config_from_args(args, args.seed)
+        args.data = prepared_folder(args)
         # Check the folder before TensorFlow is imported: its import prints log lines to stderr.
         check_trainable(load_split_table(args.data))
-    except (DataError, ValueError) as error:
+    except (DataError, ValueError, SpectrogramError, SplitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     from deepfake_detector.model.model_store import ModelError
@@ -67,6 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_summary(record))
     return 0
+
+
+def prepared_folder(args: argparse.Namespace) -> Path:
+    """`--data` itself when it is a rendered folder; else render and split the dataset root into --spectrograms
+    (a rerun reuses the images and an existing split)."""
+    if (args.data / "params.json").is_file():
+        return args.data
+    from deepfake_detector.cli.split import spectrogram_folder
+    from deepfake_detector.data.splits import count_table, split_folder
+
+    folder = spectrogram_folder(args.data, args.spectrograms, args.layout, args.strict)
+    if not (folder / "splits.csv").is_file():
+        table, warnings = split_folder(folder, seed=args.seed)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(count_table(table))
+    return folder
 
 
 if __name__ == "__main__":

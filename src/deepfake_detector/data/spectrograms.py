@@ -1,8 +1,10 @@
-"""Stage 1: render every audio file under a class-folder tree into fixed-size magma mel-spectrogram PNGs.
+"""Stage 1: render every audio file of a dataset root into fixed-size magma mel-spectrogram PNGs.
 
-Layouts: `input/<class>/...` (a class folder may hold `training/validation/testing` sub-folders) or
-`input/<split>/<class>/...` (Fake-or-Real). Class folders map onto real/fake through `params.canonical_class`;
-split folders are recorded in the manifest's `official_split` column. Loose files at the top are ignored.
+The root is read by `deepfake_detector.datasets` (class folders, Fake-or-Real, a CSV manifest, ASVspoof 2019/
+2021/5, In-the-Wild, WaveFake, MLAAD; detected or forced with `layout`). The official split goes into the
+manifest's `official_split` column; the dataset's group (speaker), attack and metadata columns follow the
+fixed columns, so splitting and evaluation can use them. Protocol lines without audio and audio no protocol
+names are listed in errors.csv beside the files that failed to render.
 
 Outputs in the output folder: `images/<class>/<stem>__<sha256[:10]>__w<NNN>.png`, `manifest.csv` (one row per
 image), `errors.csv` (one row per rejected file) and `params.json`. A rerun reuses a file's images when the
@@ -21,10 +23,10 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from deepfake_detector import datasets
 from deepfake_detector.data import audio, features
 from deepfake_detector.io_utils import atomic_path, sha256_file
-from deepfake_detector.params import AUDIO_EXTENSIONS, Params, canonical_class
-from deepfake_detector.data.splits import canonical_split
+from deepfake_detector.params import Params
 
 MANIFEST_COLUMNS = [
     "png_path", "class", "source_path", "source_sha256", "window_index", "start_s", "end_s",
@@ -62,38 +64,25 @@ class RunSummary:
     failed: int
     images: int
     errors: list[tuple[str, str]]
+    dataset_problems: int = 0  # protocol lines without audio and audio without a protocol line
 
 
 # ---------------------------------------------------------------------------------------------- discovery
 
-def discover_sources(input_dir: Path) -> list[SourceFile]:
-    """Every audio file in the class folders of `input_dir`, sorted by path. Raises on unknown folder names."""
-    sources = []
-    for top in _subfolders(input_dir):
-        split = canonical_split(top.name)
-        if split is None:
-            sources += _class_folder_files(top, official_split="")
-        else:
-            for class_folder in _subfolders(top):
-                sources += _class_folder_files(class_folder, official_split=split)
-    return sorted(sources, key=lambda source: str(source.path))
+def discover_sources(root: Path, layout: str | None = None,
+                     strict: bool = False) -> tuple[list[SourceFile], pd.DataFrame, list[tuple[str, str]]]:
+    """(sources sorted by path, the dataset table, its problems) of a dataset root; raises datasets.DatasetError."""
+    table, problems = datasets.read(root, layout, strict)
+    sources = [SourceFile(Path(path), label, split)
+               for path, label, split in zip(table["path"], table["label"], table["split"])]
+    return sources, table, problems
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    # Hidden folders (.git, .cache) are never data.
-    return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
-
-
-def _class_folder_files(class_folder: Path, official_split: str) -> list[SourceFile]:
-    class_name = canonical_class(class_folder.name)
-    found = []
-    for path in class_folder.rglob("*"):
-        if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
-            continue
-        # input/<class>/<split>/... carries its split one level below the class.
-        inner = canonical_split(path.relative_to(class_folder).parts[0]) if path.parent != class_folder else None
-        found.append(SourceFile(path.resolve(), class_name, official_split or inner or ""))
-    return found
+def dataset_columns(rows: list[dict], table: pd.DataFrame) -> tuple[list[dict], list[str]]:
+    """Add the dataset's group, attack and metadata values to each manifest row; also return those columns."""
+    columns = [column for column in table.columns if column not in ("path", "label", "split")]
+    by_path = table.set_index("path")[columns].to_dict("index")
+    return [{**row, **by_path.get(row["source_path"], {})} for row in rows], columns
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -223,17 +212,15 @@ def remove_stale_images(output_dir: Path, rows: list[dict]) -> int:
 # ---------------------------------------------------------------------------------------------- the run
 
 def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, force: bool = False,
-             progress: bool = True) -> RunSummary:
+             progress: bool = True, layout: str | None = None, strict: bool = False) -> RunSummary:
     """Render `input_dir` into `output_dir` (see module doc). Raises SpectrogramError when nothing can be done."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if not input_dir.is_dir():
+    if not input_dir.exists():
         raise SpectrogramError(f"input folder {input_dir} does not exist")
     try:
-        sources = discover_sources(input_dir)
-    except ValueError as error:
+        sources, dataset, problems = discover_sources(input_dir, layout, strict)
+    except ValueError as error:  # datasets.DatasetError: unknown layout, malformed line, --strict problem
         raise SpectrogramError(str(error)) from error
-    if not sources:
-        raise SpectrogramError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in class folders of {input_dir}")
     check_params_folder(output_dir, params, force)
     previous = {} if force else read_previous_rows(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -242,15 +229,16 @@ def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, f
     tasks = [(source, output_dir, params, previous.get(str(source.path), [])) for source in sources]
     outcomes = _run_with_checkpoints(tasks, jobs, output_dir, previous, progress)
 
-    rows = sort_rows([row for outcome in outcomes for row in outcome.rows])
-    errors = sorted((str(outcome.source.path), outcome.reason) for outcome in outcomes if outcome.status == "failed")
+    rows, extra_columns = dataset_columns(sort_rows([row for outcome in outcomes for row in outcome.rows]), dataset)
+    errors = sorted([(str(outcome.source.path), outcome.reason) for outcome in outcomes
+                     if outcome.status == "failed"] + problems)
     write_csv(output_dir / "errors.csv", [dict(zip(ERROR_COLUMNS, error)) for error in errors], ERROR_COLUMNS)
     if not rows:
         raise SpectrogramError(f"none of the {len(sources)} files could be rendered; see {output_dir / 'errors.csv'}")
-    write_csv(output_dir / "manifest.csv", rows, MANIFEST_COLUMNS)
+    write_csv(output_dir / "manifest.csv", rows, MANIFEST_COLUMNS + extra_columns)
     remove_stale_images(output_dir, rows)
     status = Counter(outcome.status for outcome in outcomes)
-    return RunSummary(status["rendered"], status["reused"], status["failed"], len(rows), errors)
+    return RunSummary(status["rendered"], status["reused"], status["failed"], len(rows), errors, len(problems))
 
 
 def _run_with_checkpoints(tasks, jobs, output_dir, previous, progress) -> list[FileOutcome]:

@@ -4,6 +4,10 @@ Files that must stay together form one group: the same path, the same content (s
 (speaker, session, source utterance; from an optional `path,group` CSV) are merged with a union-find. Groups are
 assigned per class with a seeded greedy that fills each split up to its share of files, so every split is
 stratified; a group holding both classes moves as one unit. An official split in the manifest is kept as it is.
+The manifest's own `group` column (the dataset's speaker) groups files like the groups CSV does. Held-out attacks
+(`holdout_attacks`) build the unseen-attack protocol: their files go to test only, grouped by content alone (so
+their speakers' other files may sit in train), and the other files are split by the ratios among themselves. The manifest's attack and metadata columns are copied into
+splits.csv for per-attack evaluation.
 Before anything is written, the result is checked once more: no path, hash or group may appear in two splits.
 """
 from __future__ import annotations
@@ -215,21 +219,44 @@ def missing_class_warnings(table: pd.DataFrame, ratios) -> list[str]:
     return warnings
 
 
+def dataset_columns(manifest: pd.DataFrame) -> list[str]:
+    """Attack and metadata columns the dataset reader put in the manifest (copied into splits.csv)."""
+    from deepfake_detector.data.spectrograms import MANIFEST_COLUMNS
+
+    return [column for column in manifest.columns if column not in MANIFEST_COLUMNS + SPLITS_COLUMNS]
+
+
 def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
-                groups_table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Manifest rows (one per image) -> (splits table with SPLITS_COLUMNS, warnings)."""
+                groups_table: pd.DataFrame | None = None,
+                holdout_attacks: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """Manifest rows (one per image) -> (splits table with SPLITS_COLUMNS then the dataset's columns, warnings)."""
     _check_ratios(ratios)
     manifest = manifest.assign(official_split=manifest["official_split"].fillna("").map(_known_split))
-    files = manifest.drop_duplicates("source_path")[["source_path", "class", "source_sha256", "official_split"]]
+    held_out = _held_out(manifest, holdout_attacks)
+    files = manifest.drop_duplicates("source_path")
     warnings = []
-    user_labels: dict[str, set[str]] = {}
+    user_labels: dict[str, set[str]] = defaultdict(set)
+    if "group" in files.columns:  # the dataset's speaker; held-out files are grouped by content only
+        for source, label, out in zip(files["source_path"], files["group"].fillna("").astype(str),
+                                      held_out[files.index]):
+            if label and not out:
+                user_labels[source].add(label)
     if groups_table is not None:
-        user_labels, unmatched = match_group_labels(sorted(files["source_path"]), groups_table)
+        csv_labels, unmatched = match_group_labels(sorted(files["source_path"]), groups_table)
+        for source, labels in csv_labels.items():
+            user_labels[source] |= labels
         if unmatched:
             warnings.append(f"{unmatched} row(s) of the groups file match no rendered source file")
-    groups = build_groups(files, user_labels)
+    held_out_files = held_out[files.index].to_numpy()
+    files = files[["source_path", "class", "source_sha256", "official_split"]]
+    # The other files are split by the ratios among themselves; held-out files (grouped by content) go to test.
+    groups = build_groups(files[~held_out_files], user_labels)
     warnings += _conflict_warnings(groups)
     assignment = assign_groups(groups, tuple(ratios), seed)
+    for group in build_groups(files[held_out_files], {}) if held_out_files.any() else []:
+        group.name = f"held-out:{group.name}"
+        assignment[group.name] = "test"
+        groups.append(group)
 
     group_of = {source: group.name for group in groups for source in group.sources}
     table = manifest.assign(
@@ -239,9 +266,25 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
     # Identical files under the same name render to the same PNG; list each image once.
     table = table.sort_values(["png_path", "source_path"]).drop_duplicates("png_path")
     table = table.sort_values(["split", "class", "source_path", "png_path"], key=_split_order)
-    table = table[SPLITS_COLUMNS].reset_index(drop=True)
-    check_no_leak(table)
+    table = table[SPLITS_COLUMNS + dataset_columns(manifest)].reset_index(drop=True)
+    check_no_leak(table)  # also catches a held-out file whose content another split holds
     return table, warnings + missing_class_warnings(table, ratios)
+
+
+def _held_out(manifest: pd.DataFrame, holdout_attacks: tuple[str, ...]) -> pd.Series:
+    """Rows of the held-out attacks; an attack the manifest does not name is an error (a typo would silently
+    give an ordinary split)."""
+    if not holdout_attacks:
+        return pd.Series(False, index=manifest.index)
+    if "attack" not in manifest.columns:
+        raise SplitError("--holdout-attacks needs a manifest with an 'attack' column: render a corpus that names "
+                         "its attacks (ASVspoof, WaveFake, MLAAD, or a CSV manifest with an attack column)")
+    attacks = manifest["attack"].fillna("").astype(str)
+    unknown = sorted(set(holdout_attacks) - set(attacks))
+    if unknown:
+        raise SplitError(f"held-out attack(s) {unknown} not in the manifest; it names "
+                         f"{', '.join(sorted(set(attacks) - {'', '-'})) or 'none'}")
+    return attacks.isin(holdout_attacks)
 
 
 def _known_split(name: str) -> str:
@@ -320,20 +363,21 @@ def count_table(table: pd.DataFrame) -> str:
 
 
 def split_folder(spectrogram_dir: Path, ratios=(0.8, 0.1, 0.1), seed: int = 42, groups_csv: Path | None = None,
-                 copy: bool = False) -> tuple[pd.DataFrame, list[str]]:
+                 copy: bool = False, holdout_attacks: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
     """Read <dir>/manifest.csv, split it, write <dir>/splits.csv and the split folders. Raises SplitError."""
     _check_ratios(ratios)
     spectrogram_dir = Path(spectrogram_dir)
     manifest_path = spectrogram_dir / "manifest.csv"
     if not manifest_path.is_file():
         raise SplitError(f"{manifest_path} not found; run scripts/generate_spectrograms.py first")
-    manifest = pd.read_csv(manifest_path, dtype={"official_split": str, "source_sha256": str})
+    manifest = pd.read_csv(manifest_path, dtype={"official_split": str, "source_sha256": str, "group": str,
+                                                 "attack": str})
     if manifest.empty:
         raise SplitError(f"{manifest_path} lists no images")
     if groups_csv is not None and not Path(groups_csv).is_file():
         raise SplitError(f"groups file {groups_csv} not found")
     groups_table = read_groups_csv(Path(groups_csv)) if groups_csv is not None else None
-    table, warnings = make_splits(manifest, ratios, seed, groups_table)
+    table, warnings = make_splits(manifest, ratios, seed, groups_table, tuple(holdout_attacks))
     with atomic_path(spectrogram_dir / "splits.csv") as tmp:
         table.to_csv(tmp, index=False)
     method = materialise(table, spectrogram_dir, copy)

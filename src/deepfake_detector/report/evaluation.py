@@ -1,91 +1,65 @@
 """Evaluate a saved detector on labelled audio: per-file scores first, then metrics computed from them.
 
-Labelled data is either a folder of class folders (`real/`, `fake/` or synonyms, optionally inside or around
-`training/validation/testing` folders; the layouts `spectrograms.discover_sources` reads) or a manifest CSV with
-`path` and `label` columns, paths relative to the CSV's folder. Every file is scored with
+Labelled data is any dataset root `deepfake_detector.datasets` reads (class folders, Fake-or-Real, a manifest CSV
+with `path` and `label` columns, ASVspoof 2019/2021/5, In-the-Wild, WaveFake, MLAAD). Every file is scored with
 `inference.predict_file`, the same code the CLI and the web service use. Files that cannot be loaded stay in
-the scores table with their error and are left out of the metrics.
+the scores table with their error and are left out of the metrics. Besides the pooled metrics the report has
+EER per attack (each attack's spoofed files against all bona fide files), EER per value of every metadata column
+(codec, language, vocoder, ...) and, where the organisers' ASV scores are on disk, the min t-DCF.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from deepfake_detector.data import spectrograms
+from deepfake_detector import datasets
 from deepfake_detector.model import inference
 from deepfake_detector.report import metrics, reports
 from deepfake_detector.model.dataset import class_labels
 from deepfake_detector.io_utils import atomic_write_text
 from deepfake_detector.model.model_store import Detector
-from deepfake_detector.params import canonical_class
-from deepfake_detector.data.splits import canonical_split
+from deepfake_detector.data.splits import SPLIT_SYNONYMS, canonical_split
 
-# Manifest columns that name a speaker, generator or corpus; metrics are broken down per value of each.
+# Manifest columns that name a speaker, generator or corpus; metrics are broken down per value of each (and of
+# every metadata column the dataset carries).
 GROUP_COLUMNS = ("speaker_or_system", "source", "corpus")
 SCORE_COLUMNS = ["file", "label", "p_fake", "error"]
 BREAKDOWN_COLUMNS = ["column", "value", "n", "n_real", "n_fake", "accuracy", "eer", "roc_auc"]
+ATTACK_COLUMNS = ["attack", "n_fake", "n_real", "eer", "roc_auc", "missed_at_threshold"]
+# A metadata column with more values than this (durations, hashes, transcripts) is not a condition.
+MAX_CONDITION_VALUES = 50
 
 
 class EvaluationError(Exception):
     """The data cannot be evaluated; str(error) says why in one line."""
 
 
-def _split_key(name: str) -> str:
-    # 'testing' and 'test' name the same split; unknown names are compared as written.
-    return canonical_split(str(name)) or str(name).strip().lower()
-
-
-def read_manifest(csv_path: Path, split: str | None = None) -> pd.DataFrame:
-    """Manifest rows (optionally one split) with `file` as written, `path` resolved, `label` real/fake."""
-    csv_path = Path(csv_path)
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    missing = [column for column in ("path", "label") if column not in table.columns]
-    if missing:
-        raise EvaluationError(f"{csv_path} lacks column(s) {missing}; it needs 'path' and 'label'")
-    if split is not None:
-        if "split" not in table.columns:
-            raise EvaluationError(f"--split {split} given but {csv_path} has no 'split' column")
-        table = table[table["split"].map(_split_key) == _split_key(split)]
-    try:
-        table["label"] = table["label"].map(canonical_class)
-    except ValueError as error:
-        raise EvaluationError(f"{csv_path}: {error}") from error
-    table.insert(0, "file", table.pop("path"))
-    table["path"] = [str(csv_path.parent / relative) for relative in table["file"]]
-    return table.reset_index(drop=True)
-
-
-def read_labelled_folder(folder: Path, split: str | None = None) -> pd.DataFrame:
-    """Audio under the class folders of `folder` (recursive) with `file` relative to `folder`."""
-    folder = Path(folder).resolve()
-    try:
-        sources = spectrograms.discover_sources(folder)
-    except ValueError as error:  # a folder whose name is not a class
-        raise EvaluationError(f"{folder}: {error}") from error
-    table = pd.DataFrame({
-        "file": [str(source.path.relative_to(folder)) for source in sources],
-        "label": [source.class_name for source in sources],
-        "split": [source.official_split for source in sources],
-        "path": [str(source.path) for source in sources],
-    })
-    if split is not None:
-        table = table[table["split"].map(_split_key) == _split_key(split)]
-    if not table["split"].astype(bool).any():
-        table = table.drop(columns="split")  # the layout had no split folders
-    return table.reset_index(drop=True)
-
-
-def load_labelled_data(data: Path, split: str | None = None) -> pd.DataFrame:
-    """A folder or a manifest CSV -> one row per file with at least `file`, `label` and `path`."""
+def load_labelled_data(data: Path, split: str | None = None, layout: str | None = None,
+                       strict: bool = False) -> pd.DataFrame:
+    """A dataset root -> one row per file: `file` (relative to the root), `label`, `path`, and the dataset's
+    split, group, attack and metadata columns where it has them. Dataset problems (protocol lines without audio)
+    are in `table.attrs["problems"]`, the layout in `table.attrs["layout"]`."""
     data = Path(data)
-    if data.is_dir():
-        table = read_labelled_folder(data, split)
-    elif data.is_file() and data.suffix.lower() == ".csv":
-        table = read_manifest(data, split)
-    else:
-        raise EvaluationError(f"{data} is neither a folder of class folders nor a manifest .csv")
+    try:
+        table, problems = datasets.read(data, layout, strict)
+    except datasets.DatasetError as error:
+        raise EvaluationError(str(error)) from error
+    layout = table.attrs["layout"]
+    base = data if data.is_dir() else data.parent
+    table.insert(0, "file", [os.path.relpath(path, base) for path in table["path"]])
+    if split is not None:
+        if canonical_split(split) is None:
+            raise EvaluationError(f"--split {split} is not one of {', '.join(SPLIT_SYNONYMS)}")
+        if not table["split"].astype(bool).any():
+            raise EvaluationError(f"--split {split} given but {data} has no official splits")
+        table = table[table["split"] == canonical_split(split)]
+    # Columns the layout has no values for (a class folder has no attack) only clutter the scores table.
+    empty = [column for column in ("split", "group", "attack") if not table[column].astype(bool).any()]
+    table = table.drop(columns=empty).reset_index(drop=True)
+    table.attrs.update(problems=problems, layout=layout)
     if table.empty:
         raise EvaluationError(f"no labelled audio files in {data}" + (f" for split '{split}'" if split else ""))
     return table
@@ -102,6 +76,32 @@ def score_table(detector: Detector, table: pd.DataFrame, hop_s: float | None = N
     return scores[SCORE_COLUMNS + [column for column in scores.columns if column not in SCORE_COLUMNS]]
 
 
+def condition_columns(scored: pd.DataFrame) -> list[str]:
+    """Columns to break the metrics down by: the legacy group columns and every dataset metadata column."""
+    fixed = set(SCORE_COLUMNS) | set(datasets.TABLE_COLUMNS)
+    metadata = [column for column in scored.columns if column not in fixed
+                and 1 < scored[column].nunique() <= min(MAX_CONDITION_VALUES, len(scored) - 1)]
+    return list(dict.fromkeys([column for column in GROUP_COLUMNS if column in scored.columns] + metadata))
+
+
+def attack_breakdown(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """One row per attack: EER and AUC of its spoofed files against ALL bona fide files, and the share of its
+    files called real at `threshold`. Empty when the data names no attacks."""
+    if "attack" not in scored.columns:
+        return pd.DataFrame(columns=ATTACK_COLUMNS)
+    real = scored[scored["label"] == "real"]
+    fakes = scored[(scored["label"] == "fake") & ~scored["attack"].isin(["", datasets.BONA_FIDE_ATTACK])]
+    rows = []
+    for attack, group in fakes.groupby("attack", sort=True):
+        both = pd.concat([real, group])
+        labels, scores = class_labels(both["label"]), both["p_fake"].to_numpy()
+        eer = metrics.compute_eer(labels, scores)[0] if len(real) else np.nan
+        auc = metrics.roc_auc(labels, scores) if len(real) else np.nan
+        rows.append({"attack": attack, "n_fake": len(group), "n_real": len(real), "eer": eer, "roc_auc": auc,
+                     "missed_at_threshold": float(np.mean(group["p_fake"] < threshold))})
+    return pd.DataFrame(rows, columns=ATTACK_COLUMNS)
+
+
 def group_breakdown(scored: pd.DataFrame, threshold: float, columns=GROUP_COLUMNS) -> pd.DataFrame:
     """Per value of each group column: counts, accuracy at `threshold`, and EER/AUC where both classes exist."""
     rows = []
@@ -114,38 +114,67 @@ def group_breakdown(scored: pd.DataFrame, threshold: float, columns=GROUP_COLUMN
     return pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
 
 
+def _number(value: float) -> str:
+    return "" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def _attack_markdown(attacks: pd.DataFrame, min_tdcf: float | None) -> list[str]:
+    lines = []
+    if min_tdcf is not None:
+        lines += [f"**min t-DCF** (ASVspoof 2019 cost model, organisers' ASV scores): {min_tdcf:.4f}", ""]
+    if attacks.empty:
+        return lines
+    lines += ["## EER per attack", "Each attack's spoofed files against all bona fide files.", "",
+              "| attack | n fake | n real | EER | AUC | missed at threshold |", "|---|---|---|---|---|---|"]
+    lines += [f"| {row.attack} | {row.n_fake} | {row.n_real} | {_number(row.eer)} | {_number(row.roc_auc)} | "
+              f"{row.missed_at_threshold:.3f} |" for row in attacks.itertuples()]
+    return lines + [""]
+
+
 def _breakdown_markdown(breakdown: pd.DataFrame, failed: pd.DataFrame) -> str:
-    lines = ["## Breakdown per group", "EER and AUC only where a group holds both classes.", ""]
+    lines = ["## Breakdown per condition", "EER and AUC only where a value holds both classes.", ""]
     if breakdown.empty:
-        lines.append("- no group columns (" + ", ".join(GROUP_COLUMNS) + ") in this data")
+        lines.append("- no condition columns (" + ", ".join(GROUP_COLUMNS) + " or dataset metadata) in this data")
     else:
         lines += ["| column | value | n (real/fake) | accuracy | EER | AUC |", "|---|---|---|---|---|---|"]
         lines += [f"| {row.column} | {row.value} | {row.n} ({row.n_real}/{row.n_fake}) | {row.accuracy:.3f} | "
-                  f"{'' if np.isnan(row.eer) else f'{row.eer:.3f}'} | "
-                  f"{'' if np.isnan(row.roc_auc) else f'{row.roc_auc:.3f}'} |" for row in breakdown.itertuples()]
+                  f"{_number(row.eer)} | {_number(row.roc_auc)} |" for row in breakdown.itertuples()]
     lines += ["", f"## Files that could not be scored ({len(failed)})"]
     lines += [f"- {row.file}: {row.error}" for row in failed.itertuples()] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
 def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, title: str,
-                     extra: dict | None = None) -> dict:
-    """From a scores table, write scores.csv, breakdown.csv and the report (metrics.json, plots, report.md)."""
+                     extra: dict | None = None, asv: tuple | None = None) -> dict:
+    """From a scores table, write scores.csv, breakdown.csv, attacks.csv and the report (metrics.json, plots,
+    report.md). `asv` = (keys, scores) of the organisers' ASV system adds the min t-DCF."""
     out_dir = Path(out_dir)
     failed = scores[scores["error"] != ""]
     scored = scores[scores["error"] == ""]
     if scored.empty:
         raise EvaluationError(f"none of the {len(scores)} files could be scored; see the error column")
-    breakdown = group_breakdown(scored, threshold)
+    breakdown = group_breakdown(scored, threshold, condition_columns(scored))
+    attacks = attack_breakdown(scored, threshold)
+    tdcf = _min_tdcf(scored, asv)
     extra = {**(extra or {}), "n_failed": len(failed),
              "failed_files": failed[["file", "error"]].to_dict("records"),
-             "breakdown": breakdown.replace({np.nan: None}).to_dict("records")}
+             "breakdown": breakdown.replace({np.nan: None}).to_dict("records"),
+             "per_attack": attacks.replace({np.nan: None}).to_dict("records"), "min_tdcf": tdcf}
     if len(failed):
-        extra["warnings"] = [f"{len(failed)} file(s) could not be scored and are not in the metrics"]
+        extra["warnings"] = extra.get("warnings", []) + [f"{len(failed)} file(s) could not be scored and are not in the metrics"]
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     atomic_write_text(out_dir / "breakdown.csv", breakdown.to_csv(index=False))
+    if not attacks.empty:
+        atomic_write_text(out_dir / "attacks.csv", attacks.to_csv(index=False))
     summary = reports.write_evaluation_report(class_labels(scored["label"]), scored["p_fake"].to_numpy(),
                                               threshold, out_dir, title, extra)
     report = (out_dir / "report.md").read_text()
-    atomic_write_text(out_dir / "report.md", report.rstrip("\n") + "\n\n" + _breakdown_markdown(breakdown, failed))
+    sections = "\n".join(_attack_markdown(attacks, tdcf)) + "\n" + _breakdown_markdown(breakdown, failed)
+    atomic_write_text(out_dir / "report.md", report.rstrip("\n") + "\n\n" + sections.lstrip("\n"))
     return summary
+
+
+def _min_tdcf(scored: pd.DataFrame, asv: tuple | None) -> float | None:
+    if asv is None or scored["label"].nunique() < 2:
+        return None
+    return metrics.min_tdcf(class_labels(scored["label"]), scored["p_fake"].to_numpy(), *asv)

@@ -104,3 +104,35 @@ def summarise(labels, scores, threshold: float) -> dict:
                        eer_95ci=list(bootstrap_interval(labels, scores, lambda *data: compute_eer(*data)[0])))
     summary["at_threshold"] = threshold_metrics(labels, scores, threshold)
     return summary
+
+
+# The ASVspoof 2019 cost model of the tandem detection cost function (Kinnunen et al. 2020, as in the organisers'
+# evaluation package): prior of a spoof trial, and the costs of ASV and countermeasure (CM) errors.
+TDCF_2019_COSTS = {"p_spoof": 0.05, "p_target": 0.95 * 0.99, "p_nontarget": 0.95 * 0.01,
+                   "c_miss_asv": 1.0, "c_fa_asv": 10.0, "c_miss_cm": 1.0, "c_fa_cm": 10.0}
+
+
+def min_tdcf(labels, scores, asv_keys, asv_scores, costs: dict = TDCF_2019_COSTS) -> float:
+    """Normalised minimum t-DCF of a countermeasure (our labels/scores: 1 = fake, higher = more fake) in tandem
+    with a fixed ASV system given by its scores on target, nontarget and spoof trials (`asv_keys`).
+
+    As the ASVspoof 2019 package: the ASV threshold is its EER point on target vs nontarget; then over every CM
+    threshold t-DCF = C1 * P_miss_cm + C2 * P_fa_cm, normalised by min(C1, C2)."""
+    asv_keys = np.asarray(asv_keys).astype(str)
+    asv_scores = np.asarray(asv_scores, dtype=np.float64)
+    target, nontarget, spoof = (asv_scores[asv_keys == key] for key in ("target", "nontarget", "spoof"))
+    if not (len(target) and len(nontarget) and len(spoof)):
+        raise ValueError("ASV scores need target, nontarget and spoof trials")
+    asv_labels = np.concatenate([np.ones(len(target)), np.zeros(len(nontarget))])
+    _, asv_threshold = compute_eer(asv_labels, np.concatenate([target, nontarget]))
+    p_miss_asv = np.mean(target < asv_threshold)
+    p_fa_asv = np.mean(nontarget >= asv_threshold)
+    p_miss_spoof_asv = np.mean(spoof < asv_threshold)
+    c1 = costs["p_target"] * (costs["c_miss_cm"] - costs["c_miss_asv"] * p_miss_asv) \
+        - costs["p_nontarget"] * costs["c_fa_asv"] * p_fa_asv
+    c2 = costs["c_fa_cm"] * costs["p_spoof"] * (1.0 - p_miss_spoof_asv)
+    if c1 <= 0 or c2 <= 0:
+        raise ValueError(f"t-DCF undefined for this ASV system (C1={c1:.4g}, C2={c2:.4g})")
+    # CM miss = a bona fide trial rejected = our false positive; CM false alarm = a spoof accepted = our miss.
+    fake_missed, real_flagged, _ = det_curve(labels, scores)
+    return float(np.min(c1 * real_flagged + c2 * fake_missed) / min(c1, c2))

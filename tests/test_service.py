@@ -72,7 +72,8 @@ def test_health_reports_model_version_threshold_and_device(client):
     assert health["version"].startswith(__version__)
     assert health["threshold"] == 0.5
     assert health["device"] == "cpu" or "GPU" in health["device"]
-    assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0}
+    assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0,
+                                "upload_rate": {"per_minute": 120.0, "burst": 20, "in_flight": 4}}
 
 
 def test_page_and_its_assets_are_served(client):
@@ -187,7 +188,7 @@ def test_oversized_upload_is_refused_with_413(make_client, tmp_path):
 def test_overlong_audio_is_refused_with_413(make_client, tmp_path):
     client = make_client(max_duration_s=2.0)
     clip = write_tone(tmp_path / "clip.wav", 3.0)
-    assert_refused(post_file(client, "clip.wav", clip.read_bytes()), 413, "too long", "limit 2 s")
+    assert_refused(post_file(client, "clip.wav", clip.read_bytes()), 413, "too long", "maximum 2 s")
     assert post_file(client, "ok.wav", write_tone(tmp_path / "ok.wav", 1.5).read_bytes()).status_code == 200
 
 

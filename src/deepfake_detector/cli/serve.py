@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from deepfake_detector.serve.guard import RateLimits
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -17,24 +18,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload (default 50)")
     parser.add_argument("--max-duration-s", type=float, default=600.0,
                         help="longest accepted audio in seconds (default 600)")
+    rate = RateLimits()
+    parser.add_argument("--uploads-per-minute", type=float, default=rate.per_minute,
+                        help=f"uploads one client address may make per minute, on average (default {rate.per_minute:g}; "
+                             "0 turns the guard off)")
+    parser.add_argument("--upload-burst", type=int, default=rate.burst,
+                        help=f"uploads one client may make at once before the per-minute rate applies "
+                             f"(default {rate.burst})")
+    parser.add_argument("--uploads-in-flight", type=int, default=rate.in_flight,
+                        help=f"uploads one client may have in progress at a time (default {rate.in_flight})")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import uvicorn
-
     from deepfake_detector.model import model_store
-    from deepfake_detector.serve import service
+    from deepfake_detector.serve import server, service
 
     try:
         model_path = args.model or model_store.latest_model(Path("models"))
-        app = service.create_app(model_path, args.max_upload_mb, args.max_duration_s)
+        rate_limits = RateLimits(args.uploads_per_minute, args.upload_burst, args.uploads_in_flight)
+        app = service.create_app(model_path, args.max_upload_mb, args.max_duration_s, rate_limits=rate_limits)
     except (model_store.ModelError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"serving {model_path} on http://{args.host}:{args.port}/", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    server.run(app, host=args.host, port=args.port)
     return 0
 
 

@@ -9,23 +9,24 @@
 
 Every refusal is a JSON body `{"error": reason}` with a 4xx status; an upload lives in a private temporary folder
 that is removed when the request ends, whatever happens. Scoring runs in worker threads behind a small semaphore,
-so the event loop (and /health) stays responsive while a long file is scored.
+so the event loop (and /health) stays responsive while a long file is scored; a request whose client has gone
+away while it waited for a slot is dropped, not scored. A per-client upload-rate guard (serve/guard.py) answers
+429 before reading the body of a client over its share; a refusal sent before the whole body was read drains a
+bounded part of the rest and closes the connection, so the client reads the status rather than a reset.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import io
 import logging
 import math
-import shutil
-import subprocess
 import tempfile
-import threading
+import time
 from pathlib import Path
 
 import numpy as np
-import soundfile
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -36,10 +37,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from deepfake_detector import __version__
-from deepfake_detector.data import features
+from deepfake_detector.data import audio, features
 from deepfake_detector.model import inference, model_store
 from deepfake_detector.model.model_store import Detector
 from deepfake_detector.params import Params
+from deepfake_detector.serve.guard import RateLimits, UploadRateGuard, retry_after_header
 from deepfake_detector.serve.upload import SUPPORTED_FORMATS, UploadError, display_name, receive_file_field, \
     sniff_audio_format
 
@@ -47,6 +49,11 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 # The page draws the whole-file spectrogram at most this many columns wide.
 SPECTROGRAM_MAX_COLUMNS = 1200
 _SNIFF_BYTES = 16
+# After refusing an upload early, read (and discard) at most this much more of its body, for at most this long.
+DRAIN_MAX_BYTES = 256 * 2**20
+DRAIN_MAX_S = 30.0
+# How often a request waiting for a scoring slot checks that its client is still there.
+DISCONNECT_POLL_S = 0.25
 
 log = logging.getLogger("deepfake_detector.serve.service")
 
@@ -67,25 +74,9 @@ def with_limits(detector: Detector, limits: Limits) -> Detector:
     return dataclasses.replace(detector, params=params)
 
 
-def declared_duration_s(path: Path) -> float | None:
-    """The duration a file's header declares, read without decoding; None when no header reader knows it."""
-    try:
-        return float(soundfile.info(str(path)).duration)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
-        pass
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        return None
-    probe = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                            str(path)], capture_output=True, text=True, check=False, timeout=30)
-    try:
-        return float(probe.stdout.strip())
-    except ValueError:
-        return None
-
-
-def inspect_upload(received: Path, size: int, limits: Limits) -> Path:
-    """Refuse an empty, unrecognised or over-long upload; return it renamed with its sniffed extension."""
+def inspect_upload(received: Path, size: int, params: Params) -> Path:
+    """Refuse an empty, unrecognised or over-large upload (declared length or decoded size: 413), reading only its
+    header; return it renamed with its sniffed extension."""
     if size == 0:
         raise UploadError(422, "empty file (0 bytes)")
     with open(received, "rb") as stream:
@@ -95,9 +86,12 @@ def inspect_upload(received: Path, size: int, limits: Limits) -> Path:
                                "(the file name's extension is not trusted)")
     audio_path = received.with_name("audio" + extension)
     received.rename(audio_path)
-    duration_s = declared_duration_s(audio_path)
-    if duration_s is not None and duration_s > limits.max_duration_s:
-        raise UploadError(413, f"audio too long: {duration_s:.0f} s > limit {limits.max_duration_s:g} s")
+    try:
+        audio.probe(audio_path, params)
+    except audio.AudioTooLarge as error:
+        raise UploadError(413, f"audio {error}") from error
+    except audio.AudioError as error:
+        raise UploadError(422, str(error)) from error
     return audio_path
 
 
@@ -111,16 +105,35 @@ def spectrogram_data_url(waveform: np.ndarray, params: Params) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def score_upload(detector: Detector, audio_path: Path, scoring_gate: threading.BoundedSemaphore,
-                 with_spectrogram: bool) -> dict:
-    """predict_file's dict for one stored upload (plus its spectrogram on request); AudioError -> 422."""
-    with scoring_gate:  # only the decode + network step is rationed; drawing the picture needs no model
-        result, waveform = inference.load_and_score(detector, audio_path)
+def score_upload(detector: Detector, audio_path: Path) -> tuple[dict, np.ndarray]:
+    """(predict_file's dict, waveform) for one stored upload; AudioError -> 422."""
+    result, waveform = inference.load_and_score(detector, audio_path)
     if result["error"] is not None:
         raise UploadError(422, result["error"])
-    if with_spectrogram:
-        result["spectrogram_png"] = spectrogram_data_url(waveform, detector.params)
-    return result
+    return result, waveform
+
+
+async def wait_for_slot(request: Request, gate: asyncio.Semaphore) -> None:
+    """Take a scoring slot, giving up (ClientDisconnect) as soon as the client has gone away."""
+    while not await request.is_disconnected():
+        try:
+            await asyncio.wait_for(gate.acquire(), timeout=DISCONNECT_POLL_S)
+            return
+        except asyncio.TimeoutError:
+            continue
+    raise ClientDisconnect()
+
+
+async def drain(request: Request) -> None:
+    """Read and discard what is left of the body (bounded in bytes and time), so the client sees our answer."""
+    drained, deadline = 0, time.monotonic() + DRAIN_MAX_S
+    try:
+        async for chunk in request.stream():
+            drained += len(chunk)
+            if drained > DRAIN_MAX_BYTES or time.monotonic() > deadline:
+                return
+    except (ClientDisconnect, RuntimeError):  # gone, or the stream was already consumed
+        return
 
 
 def _scrub(reason: str, folder: Path, name: str) -> str:
@@ -151,7 +164,9 @@ def _error(status_code: int, reason: str) -> JSONResponse:
 
 def _add_error_handlers(app: FastAPI) -> None:
     async def refused(_request, error: UploadError):
-        return _error(error.status_code, str(error))
+        response = _error(error.status_code, str(error))
+        response.headers.update(error.headers)
+        return response
 
     async def http_error(_request, error: HTTPException):
         return _error(error.status_code, str(error.detail))
@@ -177,13 +192,16 @@ def _warm_up(detector: Detector) -> None:
 
 
 def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: float = 600.0,
-               upload_dir: Path | None = None, scoring_slots: int = 2) -> FastAPI:
+               upload_dir: Path | None = None, scoring_slots: int = 2,
+               rate_limits: RateLimits = RateLimits()) -> FastAPI:
     """Load the detector at `model_path` once and build the app. `upload_dir` None = the system temp folder."""
     limits = Limits(max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
     detector = with_limits(model_store.load_detector(Path(model_path)), limits)
     _warm_up(detector)
-    scoring_gate = threading.BoundedSemaphore(scoring_slots)
+    scoring_gate = asyncio.Semaphore(scoring_slots)
+    guard = UploadRateGuard(rate_limits)
     health = health_record(detector, limits)
+    health["limits"]["upload_rate"] = dataclasses.asdict(rate_limits)
 
     # No /docs: Swagger UI loads from a CDN and the service must work offline; /openapi.json stays.
     app = FastAPI(title="Deepfake speech detector", version=__version__, docs_url=None, redoc_url=None)
@@ -200,21 +218,46 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
 
     @app.post("/predict")
     async def predict(request: Request, spectrogram: bool = False):
+        client = request.client.host if request.client else "unknown"
+        retry_after = guard.admit(client)
+        if retry_after is not None:
+            await drain(request)
+            raise UploadError(429, "too many uploads from this client: wait and retry",
+                              headers={**retry_after_header(retry_after), "Connection": "close"})
+        try:
+            return await _predict(request, client, spectrogram)
+        finally:
+            guard.release(client)
+
+    async def _predict(request: Request, client: str, spectrogram: bool) -> dict:
         with tempfile.TemporaryDirectory(prefix="dfd-upload-", dir=upload_dir) as folder_name:
             folder = Path(folder_name)
             name = "upload"
             try:
-                with open(folder / "received", "wb") as destination:
-                    client_name, size = await receive_file_field(
-                        request.headers.get("content-type"), request.headers.get("content-length"),
-                        request.stream(), destination, limits.max_upload_bytes)
+                try:
+                    with open(folder / "received", "wb") as destination:
+                        client_name, size = await receive_file_field(
+                            request.headers.get("content-type"), request.headers.get("content-length"),
+                            request.stream(), destination, limits.max_upload_bytes)
+                except UploadError as error:
+                    await drain(request)
+                    error.headers["Connection"] = "close"
+                    raise
                 name = display_name(client_name)
-                audio_path = await run_in_threadpool(inspect_upload, folder / "received", size, limits)
-                result = await run_in_threadpool(score_upload, detector, audio_path, scoring_gate, spectrogram)
+                audio_path = await run_in_threadpool(inspect_upload, folder / "received", size, detector.params)
+                await wait_for_slot(request, scoring_gate)
+                try:
+                    result, waveform = await run_in_threadpool(score_upload, detector, audio_path)
+                finally:
+                    scoring_gate.release()
+                if spectrogram:  # drawing the picture needs no model slot
+                    result["spectrogram_png"] = await run_in_threadpool(spectrogram_data_url, waveform,
+                                                                        detector.params)
             except ClientDisconnect as error:
+                log.info("client %s went away; its upload was not scored", client)
                 raise UploadError(400, "the upload was interrupted") from error
             except UploadError as error:
-                raise UploadError(error.status_code, _scrub(str(error), folder, name)) from error
+                raise UploadError(error.status_code, _scrub(str(error), folder, name), error.headers) from error
         result["file"] = name
         return result
 

@@ -12,14 +12,14 @@ import re
 import unicodedata
 from typing import AsyncIterator, BinaryIO
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+# One sniffer for the decoder and the service: the format is read from the content, never from the name.
+from deepfake_detector.data.audio import SUPPORTED_FORMATS, sniff_format as sniff_audio_format  # noqa: F401
 
 # Bytes a multipart envelope adds around the file (boundaries, part headers, a long file name).
 MULTIPART_SLACK_BYTES = 64 * 1024
-
-# Magic numbers -> the extension the decoder expects, and the names shown to the user.
-SUPPORTED_FORMATS = "WAV, FLAC, Ogg (Vorbis/Opus), MP3, M4A/AAC, AIFF"
 
 _SAFE_NAME_CHARS = re.compile(r"[^\w.\- ()\[\]+,]", flags=re.UNICODE)
 _MAX_NAME_CHARS = 120
@@ -28,33 +28,14 @@ _MAX_NAME_CHARS = 120
 class UploadError(Exception):
     """An upload refused before decoding; `status_code` is the HTTP status, str(error) the reason."""
 
-    def __init__(self, status_code: int, reason: str):
+    def __init__(self, status_code: int, reason: str, headers: dict[str, str] | None = None):
         super().__init__(reason)
         self.status_code = status_code
+        self.headers = dict(headers or {})  # extra response headers (Retry-After, Connection)
 
 
 def too_large(max_bytes: int) -> UploadError:
     return UploadError(413, f"file too large: the limit is {max_bytes / 2**20:.3g} MB")
-
-
-def sniff_audio_format(head: bytes) -> str | None:
-    """The decoder extension ('.wav', '.mp3', ...) for a file starting with `head`, or None when unknown."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return ".wav"
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return ".aiff"
-    if head[:4] == b"fLaC":
-        return ".flac"
-    if head[:4] == b"OggS":
-        return ".ogg"
-    if head[:3] == b"ID3":
-        return ".mp3"
-    if head[4:8] == b"ftyp":  # ISO base media (MP4/M4A); ffmpeg decodes the audio track
-        return ".m4a"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        # MPEG frame sync: layer bits 00 mean ADTS AAC, anything else is MPEG audio layer I-III.
-        return ".mp3" if (head[1] >> 1) & 0b11 else ".aac"
-    return None
 
 
 def display_name(client_name: str | None) -> str:
@@ -138,16 +119,17 @@ async def receive_file_field(content_type: str | None, content_length: str | Non
     if content_length and content_length.isdigit() and int(content_length) > body_cap:
         raise too_large(max_bytes)
     copier = _FilePartCopier(field, destination, max_bytes)
-    parser = MultipartParser(options[b"boundary"], copier.callbacks())
     received = 0
     try:
+        # Built inside the try: python-multipart refuses a boundary over 256 characters with a ValueError.
+        parser = MultipartParser(options[b"boundary"], copier.callbacks())
         async for chunk in body:
             received += len(chunk)
             if received > body_cap:
                 raise too_large(max_bytes)
             parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as error:
+    except (MultipartParseError, FormParserError, ValueError) as error:
         raise UploadError(400, f"malformed multipart body ({error})") from error
     if copier.client_name is None:
         raise UploadError(422, f"no file in the form: attach the audio as the field '{field}'")

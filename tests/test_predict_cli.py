@@ -16,8 +16,9 @@ predict = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(predict)
 
 RESULT_TYPES = {"file": str, "label": str, "p_fake": float, "threshold": float, "model": str,
-                "duration_s": float, "windows": list, "error": type(None)}
-ERROR_TYPES = {**RESULT_TYPES, "label": type(None), "p_fake": type(None), "duration_s": type(None), "error": str}
+                "duration_s": float, "windows": list, "curve": list, "suspect_span": dict, "error": type(None)}
+ERROR_TYPES = {**RESULT_TYPES, "label": type(None), "p_fake": type(None), "duration_s": type(None), "error": str,
+               "suspect_span": type(None)}
 
 
 @pytest.fixture(scope="module")

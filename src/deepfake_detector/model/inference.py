@@ -210,7 +210,8 @@ def flagged_spans(windows: list[dict], threshold: float) -> list[tuple[float, fl
 
 
 def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: Path) -> None:
-    """Whole-file magma spectrogram on top, window p(fake) over time below, windows over threshold shaded."""
+    """Whole-file magma spectrogram on top; below, window p(fake), the score curve and its most suspect span,
+    with the windows over threshold shaded."""
     # A Figure on the Agg canvas, like reports.py: no pyplot, so no global backend state in the web service.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -232,6 +233,15 @@ def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: P
     scores = [window["p_fake"] for window in windows]
     bottom.hlines(scores, [w["start"] for w in windows], [w["end"] for w in windows], colors="tab:blue", alpha=0.4)
     bottom.plot(centres, scores, "o-", color="tab:blue", label="window p_fake")
+    curve = result.get("curve") or []
+    if curve:
+        bottom.stairs([segment["p_fake"] for segment in curve],
+                      [curve[0]["start"]] + [segment["end"] for segment in curve],
+                      color="black", linewidth=1.5, label=f"curve ({CURVE_STEP_S:g} s segments)")
+    span = result.get("suspect_span")
+    if span:
+        bottom.axvspan(span["start"], span["end"], ymin=0.0, ymax=0.06, color="black", linewidth=0,
+                       label="most suspect span")
     bottom.axhline(result["threshold"], color="tab:red", linestyle="--", label="threshold")
     for start, end in flagged_spans(windows, result["threshold"]):
         bottom.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)

@@ -160,3 +160,36 @@ def test_file_score_is_the_calibrated_mean_of_raw_window_scores_as_in_training()
     assert abs(result["p_fake"] - model_store.platt_apply(window_raw, 3.0, 1.0).mean()) > 1e-3
     assert [w["p_fake"] for w in result["windows"]] == pytest.approx(model_store.platt_apply(window_raw, 3.0, 1.0),
                                                                      abs=1e-6)
+
+
+def test_score_curve_averages_the_windows_covering_each_half_second_by_overlap():
+    windows = [{"start": 0.0, "end": 1.0, "p_fake": 0.2}, {"start": 0.5, "end": 1.5, "p_fake": 0.8},
+               {"start": 1.0, "end": 2.0, "p_fake": 0.4}, {"start": 1.1, "end": 2.1, "p_fake": 0.6}]
+    curve = inference.score_curve(windows, 2.1)
+    assert [(segment["start"], segment["end"]) for segment in curve] == [(0, 0.5), (0.5, 1), (1, 1.5), (1.5, 2),
+                                                                         (2, 2.1)]
+    scores = [segment["p_fake"] for segment in curve]
+    assert scores[0] == pytest.approx(0.2)
+    assert scores[1] == pytest.approx(0.5)
+    assert scores[2] == pytest.approx((0.8 * 0.5 + 0.4 * 0.5 + 0.6 * 0.4) / 1.4)
+    assert scores[3] == pytest.approx(0.5)
+    assert scores[4] == pytest.approx(0.6)
+
+
+def test_suspect_span_grows_from_the_peak_while_segments_stay_nearer_the_peak_than_the_median():
+    scores = [0.1, 0.1, 0.2, 0.7, 0.9, 0.6, 0.3, 0.1]
+    curve = [{"start": i * 0.5, "end": (i + 1) * 0.5, "p_fake": p} for i, p in enumerate(scores)]
+    span = inference.suspect_span(curve)  # median 0.25, peak 0.9: segments >= 0.575 join
+    assert (span["start"], span["end"]) == (1.5, 3.0)
+    assert span["p_fake"] == pytest.approx((0.7 + 0.9 + 0.6) / 3)
+    flat = [{**segment, "p_fake": 0.4} for segment in curve]
+    assert (inference.suspect_span(flat)["start"], inference.suspect_span(flat)["end"]) == (0.0, 4.0)
+    assert inference.suspect_span([]) is None
+
+
+def test_results_carry_the_curve_and_its_suspect_span(detector, tmp_path):
+    clip = write_tone(tmp_path / "clip.wav", 3.3, noise=0.05)
+    result = inference.predict_file(detector, clip, hop_s=0.5)
+    assert result["curve"] == inference.score_curve(result["windows"], result["duration_s"])
+    assert len(result["curve"]) == 7 and result["curve"][-1]["end"] == pytest.approx(3.3)
+    assert result["suspect_span"] == inference.suspect_span(result["curve"])

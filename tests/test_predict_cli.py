@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +17,9 @@ predict = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(predict)
 
 RESULT_TYPES = {"file": str, "label": str, "p_fake": float, "threshold": float, "model": str,
-                "duration_s": float, "windows": list, "error": type(None)}
-ERROR_TYPES = {**RESULT_TYPES, "label": type(None), "p_fake": type(None), "duration_s": type(None), "error": str}
+                "duration_s": float, "windows": list, "curve": list, "suspect_span": dict, "error": type(None)}
+ERROR_TYPES = {**RESULT_TYPES, "label": type(None), "p_fake": type(None), "duration_s": type(None), "error": str,
+               "suspect_span": type(None)}
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +77,31 @@ def test_a_bad_file_is_reported_and_gives_status_one(model_path, audio_dir, tmp_
     assert "ERROR" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("method", ["occlusion", "gradcam"])
+def test_explain_writes_an_overlay_per_file_and_regions_into_the_json(model_path, audio_dir, tmp_path, method):
+    (audio_dir / "broken.wav").write_text("not audio")
+    status = predict.main([str(audio_dir), "--model", str(model_path), "--json", str(tmp_path / "out.json"),
+                           "--explain", str(tmp_path / "explained"), "--explain-method", method,
+                           "--explain-windows", "2"])
+    assert status == 1  # the broken file; the others are still explained
+    results = {Path(r["file"]).name: r for r in json.loads((tmp_path / "out.json").read_text())}
+    assert "explanation" not in results["broken.wav"]
+    assert sorted(p.name for p in (tmp_path / "explained").iterdir()) == ["a.png", "b.png"]
+    for name, n_windows in (("a.wav", 2), ("b.flac", 1)):
+        explanation = results[name]["explanation"]
+        assert explanation["method"] == method and Path(explanation["overlay"]).is_file()
+        assert len(explanation["windows"]) == n_windows  # --explain-windows 2 caps a.wav's 3 windows
+        for region in explanation["regions"]:
+            assert set(region) == {"start", "end", "low_hz", "high_hz", "share"}
+            assert 0 <= region["start"] < region["end"] <= results[name]["duration_s"] + 1e-6
+            assert 0 <= region["low_hz"] <= region["high_hz"] <= 11025 and 0 < region["share"] <= 1
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--window", "4"], "trained on 1 s windows"),
     (["--hop", "-1"], "positive"),
     (["--batch-size", "0"], "batch-size"),
+    (["--explain-windows", "0"], "explain-windows"),
 ])
 def test_bad_flags_give_status_two(model_path, audio_dir, flags, message, capsys):
     assert predict.main([str(audio_dir), "--model", str(model_path), *flags]) == 2

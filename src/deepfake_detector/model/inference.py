@@ -2,7 +2,8 @@
 
 `predict_file` and `score_waveform` are what the CLIs and the web service call. Both return the same dict:
 
-    {file, label, p_fake, threshold, model, duration_s, windows: [{start, end, p_fake}], error}
+    {file, label, p_fake, threshold, model, duration_s, windows: [{start, end, p_fake}],
+     curve: [{start, end, p_fake}], suspect_span: {start, end, p_fake} | None, error}
 
 `error` is None on success; for an unusable input it is the one-line reason and `label`/`p_fake` are None. Pictures
 come from `features.waveform_to_images` with the detector's own Params (the code that rendered the training
@@ -28,7 +29,10 @@ from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 # ignores a minority of odd windows. Rules apply to raw window scores; the result is then calibrated (file_score).
 AGGREGATES = {"mean": np.mean, "max": np.max, "median": np.median}
 
-RESULT_KEYS = ("file", "label", "p_fake", "threshold", "model", "duration_s", "windows", "error")
+RESULT_KEYS = ("file", "label", "p_fake", "threshold", "model", "duration_s", "windows", "curve", "suspect_span",
+               "error")
+# The score curve's resolution: fine enough to place a spliced-in sentence, coarse enough to stay readable.
+CURVE_STEP_S = 0.5
 
 
 def aggregate(window_scores, rule: str = "mean") -> float:
@@ -94,11 +98,50 @@ def file_score(detector: Detector, window_raw_scores: np.ndarray, rule: str = "m
     return float(detector.calibrate(np.array([aggregate(window_raw_scores, rule)]))[0])
 
 
+def score_curve(windows: list[dict], duration_s: float, step_s: float = CURVE_STEP_S) -> list[dict]:
+    """p(fake) per `step_s` segment of the file: the mean of the windows covering it, weighted by overlap.
+
+    With windows overlapping (--hop below the window length) each segment is covered by several windows, and a
+    short synthetic stretch raises the curve most where all the windows that contain it agree.
+    """
+    if not windows or not duration_s > 0:
+        return []
+    starts = np.array([window["start"] for window in windows])
+    ends = np.array([window["end"] for window in windows])
+    scores = np.array([window["p_fake"] for window in windows])
+    curve = []
+    for index in range(int(np.ceil(duration_s / step_s - 1e-9))):
+        start, end = index * step_s, min(duration_s, (index + 1) * step_s)
+        overlap = np.clip(np.minimum(ends, end) - np.maximum(starts, start), 0.0, None)
+        if overlap.sum() > 0:
+            curve.append({"start": round(start, 3), "end": round(end, 3),
+                          "p_fake": float(np.dot(overlap, scores) / overlap.sum())})
+    return curve
+
+
+def suspect_span(curve: list[dict]) -> dict | None:
+    """The most suspect stretch: the highest curve segment, grown over its neighbours while they stay nearer to
+    that peak than to the file's median segment (a flat curve gives the whole file: nothing stands out)."""
+    if not curve:
+        return None
+    scores = np.array([segment["p_fake"] for segment in curve])
+    peak = int(np.argmax(scores))
+    floor = (scores[peak] + np.median(scores)) / 2
+    first = last = peak
+    while first > 0 and scores[first - 1] >= floor:
+        first -= 1
+    while last < len(scores) - 1 and scores[last + 1] >= floor:
+        last += 1
+    return {"start": curve[first]["start"], "end": curve[last]["end"], "p_fake": float(scores[first:last + 1].mean())}
+
+
 def _result(detector: Detector, file, duration_s, windows=(), p_fake=None, error=None) -> dict:
     label = None if p_fake is None else ("fake" if p_fake >= detector.threshold else "real")
+    windows = list(windows)
+    curve = score_curve(windows, duration_s) if windows else []
     return {"file": None if file is None else str(file), "label": label, "p_fake": p_fake,
             "threshold": detector.threshold, "model": detector.name, "duration_s": duration_s,
-            "windows": list(windows), "error": error}
+            "windows": windows, "curve": curve, "suspect_span": suspect_span(curve), "error": error}
 
 
 def score_waveform(detector: Detector, waveform: np.ndarray, hop_s: float | None = None,
@@ -184,7 +227,8 @@ def flagged_spans(windows: list[dict], threshold: float) -> list[tuple[float, fl
 
 
 def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: Path) -> None:
-    """Whole-file magma spectrogram on top, window p(fake) over time below, windows over threshold shaded."""
+    """Whole-file magma spectrogram on top; below, window p(fake), the score curve and its most suspect span,
+    with the windows over threshold shaded."""
     # A Figure on the Agg canvas, like reports.py: no pyplot, so no global backend state in the web service.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -206,6 +250,15 @@ def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: P
     scores = [window["p_fake"] for window in windows]
     bottom.hlines(scores, [w["start"] for w in windows], [w["end"] for w in windows], colors="tab:blue", alpha=0.4)
     bottom.plot(centres, scores, "o-", color="tab:blue", label="window p_fake")
+    curve = result.get("curve") or []
+    if curve:
+        bottom.stairs([segment["p_fake"] for segment in curve],
+                      [curve[0]["start"]] + [segment["end"] for segment in curve],
+                      color="black", linewidth=1.5, label=f"curve ({CURVE_STEP_S:g} s segments)")
+    span = result.get("suspect_span")
+    if span:
+        bottom.axvspan(span["start"], span["end"], ymin=0.0, ymax=0.06, color="black", linewidth=0,
+                       label="most suspect span")
     bottom.axhline(result["threshold"], color="tab:red", linestyle="--", label="threshold")
     for start, end in flagged_spans(windows, result["threshold"]):
         bottom.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)

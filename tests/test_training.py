@@ -73,7 +73,7 @@ def trained(tmp_path_factory):
 @pytest.mark.slow
 def test_smoke_run_uses_two_replicas_and_writes_every_output(trained):
     root, _, stdout = trained
-    assert "MirroredStrategy with 2 replica(s)" in stdout
+    assert "MirroredStrategy: 1 worker, 2 replicas on" in stdout
     for name in ("smoke.keras", "smoke.json", "smoke_metrics.json", "smoke_history.csv", "smoke_test_scores.csv",
                  "smoke.checkpoint.keras"):
         assert (root / "models" / name).is_file(), name

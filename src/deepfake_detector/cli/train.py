@@ -1,6 +1,8 @@
 """Train a detector on a rendered, split spectrogram folder (see deepfake_detector.model.training).
 
     python src/train_cnn.py --data spectrograms --model baseline --epochs 10 --devices 2
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}' \
+        python src/train_cnn.py --data spectrograms   # on every machine, each with its own index
     python src/train_cnn.py --data /data/ASVspoof2019 --spectrograms spectrograms/la19   # a dataset root
 
 A dataset root (class folders, a manifest .csv, ASVspoof, In-the-Wild, ...) is rendered into --spectrograms and
@@ -42,6 +44,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots"))
     parser.add_argument("--jobs", type=int, default=1, help="worker processes rendering augmented copies")
+    parser.add_argument("--strategy", choices=["auto", "mirrored", "multiworker", "default"], default="auto",
+                        help="tf.distribute strategy: auto = multiworker when TF_CONFIG is set, else mirrored "
+                             "(one machine); multiworker = MultiWorkerMirroredStrategy from TF_CONFIG; default = "
+                             "one device")
+    parser.add_argument("--cache", choices=["auto", "memory", "disk", "none"], default="auto",
+                        help="decoded pictures: memory (RAM), disk (a memory-mapped file under DATA/cache), none "
+                             "(decode every epoch); auto = memory when they fit in a quarter of the available "
+                             "memory, else none")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="GPU only: float16 compute with float32 weights (Keras mixed_float16 policy)")
     add_augment_arguments(parser)
     add_dataset_arguments(parser)
     return parser.parse_args(argv)
@@ -71,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                             monitor=args.monitor,
                             learning_rate=args.learning_rate, name=args.name, models_dir=args.models_dir,
                             plots_dir=args.plots_dir, target_fpr=args.target_fpr, augment=augment_config,
-                            jobs=args.jobs)
+                            jobs=args.jobs, strategy=args.strategy, cache=args.cache,
+                            mixed_precision=args.mixed_precision)
     try:
         record = train(config)
     except (DataError, ModelError, ValueError, OSError, RuntimeError) as error:

@@ -10,6 +10,8 @@ problem in one line before TensorFlow starts (its import prints log lines to std
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detector.data.features import load_png
+from deepfake_detector.io_utils import atomic_path
 from deepfake_detector.params import CLASS_NAMES, Params
 
 if TYPE_CHECKING:
@@ -116,24 +119,126 @@ def _decoder(image_shape: tuple[int, int, int] | None):
     return decode
 
 
+# --cache: where decoded pictures live between epochs (see make_dataset).
+CACHE_MODES = ("auto", "memory", "disk", "none")
+# `auto` keeps decoded pictures in RAM only when they take at most this fraction of the available memory.
+MEMORY_CACHE_FRACTION = 0.25
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else free physical pages; what a new cache could take."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def choose_cache(mode: str, n_images: int, image_shape: tuple[int, int, int],
+                 available_bytes: int | None = None) -> str:
+    """The cache `mode` stands for: `auto` is `memory` when n_images decoded pictures fit in
+    MEMORY_CACHE_FRACTION of the available memory, otherwise `none` (stream: decode every epoch). Streaming beats
+    a disk cache here: a picture's PNG is several times smaller than its decoded pixels, and decoding it costs
+    less than a training step spends on it."""
+    if mode not in CACHE_MODES:
+        raise ValueError(f"unknown cache mode '{mode}'; choose one of: {', '.join(CACHE_MODES)}")
+    if mode != "auto":
+        return mode
+    needed = n_images * int(np.prod(image_shape))
+    available = available_memory_bytes() if available_bytes is None else available_bytes
+    return "memory" if needed <= MEMORY_CACHE_FRACTION * available else "none"
+
+
+def disk_cache(paths: list[str], image_shape: tuple[int, int, int], cache_dir: Path) -> np.ndarray:
+    """All pictures of `paths`, decoded once into a read-only memory-mapped .npy file in `cache_dir`.
+
+    The file name is a hash of the paths, their sizes and modification times, so a changed folder gets a new
+    cache; the file is written under a temporary name and renamed when complete.
+    """
+    key = hashlib.sha256(repr(image_shape).encode())
+    for path in paths:
+        stat = os.stat(path)
+        key.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    cache_path = Path(cache_dir) / f"pictures-{key.hexdigest()[:16]}.npy"
+    if not cache_path.is_file():
+        with atomic_path(cache_path) as tmp:
+            pictures = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *image_shape))
+            for index, path in enumerate(paths):
+                pictures[index] = load_png(path)
+            pictures.flush()
+            del pictures
+    return np.load(cache_path, mmap_mode="r")
+
+
 def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, training: bool, seed: int,
-                 image_shape: tuple[int, int, int] | None = None,
-                 augment: Augment | None = None) -> tf.data.Dataset:
+                 image_shape: tuple[int, int, int] | None = None, augment: Augment | None = None,
+                 cache: str = "memory", shard: tuple[int, int] = (0, 1),
+                 cache_dir: Path | None = None) -> tf.data.Dataset:
     """(uint8 images (batch, H, W, 3), float32 labels (batch,)) in table order, or seeded-shuffled for training.
 
-    Decoded pictures are cached after the first pass. `augment` runs only when training, after the shuffle, so
-    every epoch sees fresh augmentations of the cached pictures.
+    cache (see choose_cache; `auto` must be resolved by the caller):
+    - `memory`: pictures are decoded in a parallel map and kept in RAM after the first pass; training shuffles
+      all of them every epoch (memory grows with the split).
+    - `none`: training shuffles the file table (indices, 8 bytes a picture) every epoch, seeded, and the map
+      decodes each PNG as it is needed; memory stays at a few batches whatever the split's size.
+    - `disk`: as `none`, but pictures are read from a memory-mapped file of decoded pixels (disk_cache).
+    shard=(index, count): this input pipeline takes every count-th picture (multi-worker training). With
+    `memory` the partition is fixed; otherwise the whole split is shuffled first, identically on every worker
+    (same seed), then dealt out, so each epoch still covers the split exactly once.
+    `augment` runs only when training, after the shuffle, so every epoch sees fresh augmentations.
     """
     import tensorflow as tf
 
     if split_table.empty:
         raise DataError("cannot build a dataset from an empty split table")
+    if cache not in CACHE_MODES or cache == "auto":
+        raise ValueError(f"make_dataset needs a resolved cache mode (memory, disk or none), got '{cache}'")
     paths = [str(Path(data_dir) / path) for path in split_table["png_path"]]
     labels = class_labels(split_table["class"]).astype(np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    dataset = dataset.map(_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if training:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-        if augment is not None:
-            dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    index, count = shard
+    if cache == "memory":
+        dataset = tf.data.Dataset.from_tensor_slices((paths, labels)).shard(count, index)
+        dataset = dataset.map(_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
+        if training:
+            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    else:
+        order = tf.data.Dataset.range(len(paths))
+        if training:
+            order = order.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        order = order.shard(count, index)
+        if cache == "disk":
+            if image_shape is None:
+                raise ValueError("the disk cache needs the picture shape")
+            read = _memmap_reader(disk_cache(paths, image_shape, cache_dir or Path(data_dir) / "cache"),
+                                  labels, image_shape)
+        else:
+            read = _indexed_decoder(paths, labels, image_shape)
+        dataset = order.map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment is not None:
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _indexed_decoder(paths: list[str], labels: np.ndarray, image_shape):
+    import tensorflow as tf
+
+    path_table, label_table, decode = tf.constant(paths), tf.constant(labels), _decoder(image_shape)
+
+    def read(index):
+        return decode(tf.gather(path_table, index), tf.gather(label_table, index))
+
+    return read
+
+
+def _memmap_reader(pictures: np.ndarray, labels: np.ndarray, image_shape):
+    import tensorflow as tf
+
+    label_table = tf.constant(labels)
+
+    def read(index):
+        image = tf.numpy_function(lambda row: np.asarray(pictures[row]), [index], tf.uint8, stateful=False)
+        return tf.ensure_shape(image, image_shape), tf.gather(label_table, index)
+
+    return read

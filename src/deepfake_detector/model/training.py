@@ -1,6 +1,7 @@
 """Training a detector on a rendered, split spectrogram folder, then calibrating, thresholding and scoring it.
 
-Steps: seeds -> MirroredStrategy (GPUs, or the CPU split into N logical devices) -> tf.data from splits.csv ->
+Steps: seeds -> a tf.distribute strategy (distribute.py: MirroredStrategy on GPUs or the CPU split into N logical
+devices, or MultiWorkerMirroredStrategy across machines from TF_CONFIG) -> tf.data from splits.csv ->
 fit with EarlyStopping/ModelCheckpoint on validation AUC by default, or validation loss (never accuracy: ties
 bring back a constant predictor, PITFALLS 1) -> window scores averaged per source file -> Platt calibration and
 decision threshold chosen on validation files only -> test scored once -> model + metadata, metrics, per-file
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -19,10 +21,11 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfake_detector.data import augment
-from deepfake_detector.model import model_store
+from deepfake_detector.model import distribute, model_store
 from deepfake_detector.report import metrics, reports
-from deepfake_detector.model.dataset import (DataError, check_trainable, class_labels, data_summary, load_data_params,
-                                       load_split_table, make_dataset)
+from deepfake_detector.model.dataset import (DataError, check_trainable, choose_cache, class_labels, data_summary,
+                                             load_data_params, load_split_table, make_dataset)
+from deepfake_detector.model.distribute import make_strategy
 from deepfake_detector.model.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.model.models import build_model
@@ -55,6 +58,9 @@ class TrainingConfig:
     augment: augment.AugmentConfig = augment.AugmentConfig()  # training data only; none by default
     jobs: int = 1  # worker processes rendering augmented copies
     splits_csv: Path | None = None  # another split table over data_dir's PNGs; None means data_dir/splits.csv
+    strategy: str = "auto"  # see distribute.STRATEGIES
+    cache: str = "auto"  # see dataset.CACHE_MODES
+    mixed_precision: bool = False  # float16 compute with float32 weights: a GPU speed-up, a CPU slow-down
 
     @property
     def run_name(self) -> str:
@@ -64,27 +70,8 @@ class TrainingConfig:
         models, name = Path(self.models_dir), self.run_name
         return {"model": models / f"{name}.keras", "checkpoint": models / f"{name}.checkpoint.keras",
                 "history": models / f"{name}_history.csv", "metrics": models / f"{name}_metrics.json",
-                "test_scores": models / f"{name}_test_scores.csv",
+                "test_scores": models / f"{name}_test_scores.csv", "backup": models / f"{name}.backup",
                 "history_plot": Path(self.plots_dir) / f"{name}_history.png"}
-
-
-def make_strategy(devices: int) -> tf.distribute.MirroredStrategy:
-    """MirroredStrategy over every visible GPU, or over `devices` logical CPUs carved from the physical CPU.
-
-    Logical devices can only be configured before TensorFlow initialises its runtime, so call this first.
-    """
-    if devices < 1:
-        raise ValueError(f"--devices must be at least 1, got {devices}")
-    if tf.config.list_physical_devices("GPU"):
-        return tf.distribute.MirroredStrategy()
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-    except RuntimeError as error:
-        # Already started (a benchmark scores reused models first): fine if it already has that many devices.
-        if len(tf.config.list_logical_devices("CPU")) != devices:
-            raise RuntimeError(f"cannot split the CPU into {devices} devices after TensorFlow started: {error}")
-    return tf.distribute.MirroredStrategy(devices=[f"/cpu:{index}" for index in range(devices)])
 
 
 def set_seeds(seed: int) -> None:
@@ -102,15 +89,20 @@ def compile_model(model_name: str, params: Params, learning_rate: float) -> kera
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Seconds spent on the training pass of each epoch (validation excluded)."""
+    """Seconds spent on the training pass of each epoch (validation excluded), and its training steps."""
 
     def __init__(self):
         super().__init__()
         self.train_seconds: list[float] = []
+        self.steps: list[int] = []
         self._started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        self.steps.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps[-1] += 1
 
     def on_test_begin(self, logs=None):
         # fit() runs validation through the same callbacks; the training pass of this epoch ends here.
@@ -193,17 +185,22 @@ def choose_threshold(labels, scores, target_fpr: float | None = None) -> tuple[f
     return _between_scores(scores, threshold), rule
 
 
-def make_callbacks(config: TrainingConfig, timer: EpochTimer) -> tuple[list, keras.callbacks.EarlyStopping]:
+def make_callbacks(config: TrainingConfig, timer: EpochTimer,
+                   resumable: bool = False) -> tuple[list, keras.callbacks.EarlyStopping]:
+    """EarlyStopping, the timer, the best checkpoint and CSVLogger; with `resumable`, BackupAndRestore first, so a
+    restarted multi-worker run (one worker crashed, the cluster manager restarted them all) goes on from the last
+    finished epoch instead of epoch 1. Its folder is deleted when training ends normally."""
     paths = config.output_paths()
     if config.monitor not in MONITOR_MODES:
         raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(MONITOR_MODES)}")
     mode = MONITOR_MODES[config.monitor]
     early_stopping = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                                    restore_best_weights=True, verbose=1)
-    return [early_stopping, timer,
-            keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor=config.monitor, mode=mode,
-                                            save_best_only=True),
-            keras.callbacks.CSVLogger(paths["history"])], early_stopping
+    backup = [keras.callbacks.BackupAndRestore(str(paths["backup"]))] if resumable else []
+    return backup + [early_stopping, timer,
+                     keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor=config.monitor, mode=mode,
+                                                     save_best_only=True),
+                     keras.callbacks.CSVLogger(paths["history"], append=resumable)], early_stopping
 
 
 def _write_scores_csv(files: pd.DataFrame, path: Path) -> None:
@@ -249,29 +246,66 @@ def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
     # SpecAugment masks are drawn inside tf.data, outside the strategy scope; make_dataset applies them to
     # training batches only.
     spec_augment = augment.make_spec_augment(config.augment) if config.augment.uses_specaugment else None
+    cached_images = int(table["split"].isin(["train", "val"]).sum())
+    cache = choose_cache(config.cache, cached_images, params.png_shape)
+    multi_worker = distribute.is_multi_worker(strategy)
 
-    def dataset(split: str, training: bool) -> tf.data.Dataset:
-        return make_dataset(split_table(table, split), config.data_dir, global_batch, training, config.seed,
-                            image_shape=params.png_shape, augment=spec_augment if training else None)
+    def dataset(split: str, training: bool):
+        def build(batch_size: int, shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
+            return make_dataset(split_table(table, split), config.data_dir, batch_size, training, config.seed,
+                                image_shape=params.png_shape, augment=spec_augment if training else None,
+                                cache=cache, shard=shard)
 
+        if not multi_worker:
+            return build(global_batch)  # Keras splits each global batch across the local replicas
+        # Every worker reads the same splits.csv and builds its own pipeline over its shard of the file table, by
+        # data (every N-th picture of the seeded, identically shuffled table), before any PNG is decoded.
+        # tf.distribute's AUTO shard policy would try FILE sharding, find no reader of files (the pictures
+        # come from a table of paths), fall back to DATA sharding at the end of the pipeline, and so make every
+        # worker decode every picture only to drop (N-1)/N of them. A dataset from a function is never
+        # auto-sharded; each pipeline yields per-replica batches, so the global batch stays
+        # per-replica batch x all replicas.
+        return strategy.distribute_datasets_from_function(lambda context: build(
+            context.get_per_replica_batch_size(global_batch),
+            (context.input_pipeline_id, context.num_input_pipelines)))
+
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     with strategy.scope():
         model = compile_model(config.model_name, params, config.learning_rate)
     timer = EpochTimer()
-    callbacks, early_stopping = make_callbacks(config, timer)
+    callbacks, early_stopping = make_callbacks(config, timer, resumable=multi_worker)
     started = time.perf_counter()
     history = model.fit(dataset("train", True), validation_data=dataset("val", False), epochs=config.epochs,
-                        callbacks=callbacks, verbose=1, shuffle=False)  # the dataset shuffles itself, seeded
+                        callbacks=callbacks, verbose=1 if distribute.is_chief(strategy) else 2,
+                        shuffle=False)  # the dataset shuffles itself, seeded
+    if multi_worker:
+        model = local_copy(model, config.model_name, params)
     n_train = int((table["split"] == "train").sum())
     return model, {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
                    "monitor": config.monitor,
                    "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
-                   "replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
+                   "replicas": strategy.num_replicas_in_sync, "workers": distribute.worker_count(strategy),
+                   "strategy": type(strategy).__name__, "cache": cache, "steps_per_epoch": timer.steps,
+                   "mixed_precision": config.mixed_precision, "learning_rate": config.learning_rate,
                    "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
                    **throughput(n_train, timer.train_seconds)}
 
 
+def local_copy(model: keras.Model, model_name: str, params: Params) -> keras.Model:
+    """The trained network outside the cluster: scoring and saving it needs no other worker."""
+    copy = build_model(model_name, params)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def train(config: TrainingConfig) -> dict:
-    """Train, calibrate, threshold, evaluate and save; returns the metrics record (also written as JSON)."""
+    """Train, calibrate, threshold, evaluate and save; returns the metrics record (also written as JSON).
+
+    In a multi-worker cluster every worker trains; only the chief scores, calibrates and writes the outputs.
+    The other workers keep their checkpoints, logs and backups in a hidden folder of their own, which they
+    delete at the end, and return a short record.
+    """
     # The data checks use no TensorFlow op, so a bad folder fails fast, before the devices are configured.
     params = load_data_params(config.data_dir)
     table = load_split_table(config.data_dir, config.splits_csv)
@@ -280,10 +314,14 @@ def train(config: TrainingConfig) -> dict:
     # Rendered before TensorFlow configures its devices; the worker processes start by spawn.
     original_rows = len(table)
     table = with_augmented_copies(table, config, params)
-    strategy = make_strategy(config.devices)  # logical devices must exist before any other TF op
-    print(f"MirroredStrategy with {strategy.num_replicas_in_sync} replica(s): "
-          f"{', '.join(strategy.extended.worker_devices)}")
+    # Logical devices and the cluster's collective runtime must exist before any other TF op.
+    strategy = make_strategy(config.devices, config.strategy)
+    print(distribute.describe(strategy), flush=True)
+    if config.mixed_precision and not tf.config.list_physical_devices("GPU"):
+        print("warning: --mixed-precision is meant for GPUs; this machine has none", flush=True)
     set_seeds(config.seed)
+    if not distribute.is_chief(strategy):
+        return train_worker(config, table, params, strategy)
     paths = config.output_paths()
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
     model, training = fit_model(config, table, params, strategy)
@@ -301,10 +339,23 @@ def train(config: TrainingConfig) -> dict:
     _write_scores_csv(files["test"], paths["test_scores"])
     record = {"name": config.run_name, "model_name": config.model_name, "data_dir": str(config.data_dir),
               "augment": config.augment.to_dict(), **evaluation, "training": training, "data_summary": summary,
-              "paths": {key: str(path) for key, path in paths.items() if key != "checkpoint"}}
+              "paths": {key: str(path) for key, path in paths.items() if key not in ("checkpoint", "backup")}}
     record["plots"] = write_plots(config, files["test"], evaluation["threshold"])
     atomic_write_text(paths["metrics"], json.dumps(record, indent=2, default=float) + "\n")
     return record
+
+
+def train_worker(config: TrainingConfig, table: pd.DataFrame, params: Params,
+                 strategy: tf.distribute.Strategy) -> dict:
+    """A non-chief worker's share: fit with outputs in a hidden folder of its own, then delete the folder.
+
+    The folder's name is fixed per task, so a restarted worker finds its BackupAndRestore state there.
+    """
+    scratch = Path(config.models_dir) / f".{config.run_name}.{distribute.task_name(strategy)}"
+    _, training = fit_model(dataclasses.replace(config, models_dir=scratch, plots_dir=scratch), table, params,
+                            strategy)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"role": "worker", "task": distribute.task_name(strategy), "training": training}
 
 
 def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: float) -> dict[str, str]:
@@ -318,7 +369,11 @@ def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: flo
 
 def format_summary(record: dict) -> str:
     """A few lines for the terminal: where things are and the headline test numbers."""
-    test, training = record["test"], record["training"]
+    training = record["training"]
+    if record.get("role") == "worker":
+        return (f"{record['task']} finished {training['epochs_run']} epoch(s), steps per epoch "
+                f"{training['steps_per_epoch']}; the chief writes the model and reports")
+    test = record["test"]
     lines = [f"model:   {record['paths']['model']} (+ .json metadata)",
              f"metrics: {record['paths']['metrics']}; per-file test scores: {record['paths']['test_scores']}",
              f"plots:   {', '.join(record['plots'].values())}",
@@ -329,7 +384,8 @@ def format_summary(record: dict) -> str:
     if "eer" in test:
         lines.append(f"test EER {test['eer']:.3f}, ROC AUC {test['roc_auc']:.3f}")
     lines.append(f"training: {training['epochs_run']} epoch(s), best {training['best_epoch']}, "
-                 f"{training['replicas']} replica(s), {training['images_per_second']:.1f} images/s"
+                 f"{training['replicas']} replica(s), steps per epoch {training['steps_per_epoch']}, "
+                 f"{training['images_per_second']:.1f} images/s"
                  + (f" ({training['steady_images_per_second']:.1f} after epoch 1)"
                     if "steady_images_per_second" in training else ""))
     lines += [f"warning: {warning}" for warning in record["warnings"]]

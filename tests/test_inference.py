@@ -193,3 +193,20 @@ def test_results_carry_the_curve_and_its_suspect_span(detector, tmp_path):
     assert result["curve"] == inference.score_curve(result["windows"], result["duration_s"])
     assert len(result["curve"]) == 7 and result["curve"][-1]["end"] == pytest.approx(3.3)
     assert result["suspect_span"] == inference.suspect_span(result["curve"])
+
+
+def test_linear_model_reads_its_scale_from_the_model_and_scores_a_raw_clip_like_its_png(tmp_path):
+    from deepfake_detector.data import spectrograms
+
+    linear = TINY_PARAMS.replace(scale="linear")
+    detector = model_store.load_detector(save_tiny_detector(tmp_path / "model", params=linear))
+    assert detector.params.scale == "linear"
+    clip = write_tone(tmp_path / "audio" / "real" / "clip.wav", 1.0, frequency=5000.0, noise=0.1, seed=4)
+    scores = {}
+    for scale in ("linear", "mel"):  # rendered the way `render --scale` does
+        spectrograms.generate(tmp_path / "audio", tmp_path / scale, TINY_PARAMS.replace(scale=scale),
+                              progress=False)
+        picture = features.load_png(next((tmp_path / scale / "images").rglob("*.png")))[None]
+        scores[scale] = detector.calibrate(np.asarray(detector.model.predict_on_batch(picture)).ravel())[0]
+    assert inference.predict_file(detector, clip)["p_fake"] == pytest.approx(scores["linear"], abs=1e-6)
+    assert scores["mel"] != pytest.approx(scores["linear"], abs=1e-6)  # the mel picture would score otherwise

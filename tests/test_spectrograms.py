@@ -197,3 +197,35 @@ def test_cli_fails_when_nothing_renders(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: none of the 1 files")
     assert "empty" in (tmp_path / "out" / "errors.csv").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- linear front end
+
+def test_cli_scale_linear_puts_a_sine_in_its_linear_row(tmp_path):
+    frequency = 3488.0  # the centre of linear band 40 (86.13 Hz wide bands over 0-11,025 Hz)
+    write_tone(tmp_path / "in" / "real" / "tone.wav", 4.0, frequency, sample_rate=PARAMS.sample_rate)
+    result = run_cli("--input", tmp_path / "in", "--output", tmp_path / "out", "--jobs", 1, "--scale", "linear")
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = Params.load(tmp_path / "out" / "params.json")
+    assert saved.scale == "linear"
+    image = features.load_png(tmp_path / "out" / read_manifest(tmp_path / "out")["png_path"][0])
+    assert image.shape == PARAMS.png_shape  # same picture size as mel
+    assert (lut_indices(image) >= 0).all()  # and the same colour map
+    band = int(frequency // ((PARAMS.fmax - PARAMS.fmin) / PARAMS.n_mels))
+    assert band == 40
+    assert int(lut_indices(image).mean(axis=1).argmax()) == PARAMS.n_mels - 1 - band
+    # On the mel scale the same tone lies in another row: the option really changes the axis.
+    mel = features.waveform_to_images(librosa.tone(frequency, sr=PARAMS.sample_rate, duration=4.0), PARAMS)[0][0]
+    assert int(lut_indices(mel).mean(axis=1).argmax()) != PARAMS.n_mels - 1 - band
+
+
+def test_linear_bands_average_the_fft_bins_and_scale_joins_the_hash_only_when_not_mel():
+    linear = Params(scale="linear")
+    basis = features.band_basis(linear)
+    assert basis.shape == (128, 1 + linear.n_fft // 2)
+    np.testing.assert_allclose(basis.sum(axis=1), 1.0, rtol=1e-6)  # each row is a mean of its bins
+    assert ((basis > 0).sum(axis=0) == 1).all()  # every bin lies in exactly one band
+    assert "scale" not in Params().feature_dict()  # mel folders rendered before the option keep their hash
+    assert linear.feature_hash() != Params().feature_hash()
+    with pytest.raises(ValueError, match="unknown frequency scale 'bark'"):
+        Params(scale="bark")

@@ -166,3 +166,61 @@ def test_zero_ratio_split_stays_empty():
     rows.loc[rows.index[:4], "source_sha256"] = "one big duplicate group"
     table, warnings = make_splits(rows, ratios=(0.9, 0.1, 0.0))
     assert "test" not in set(table["split"]) and warnings == []
+
+
+# ---------------------------------------------------------------------------------------------- pair sets
+
+def write_corpus_tables(folder: Path, n_pairs: int = 8, n_real: int = 10, n_fake: int = 10) -> None:
+    """groups.csv and a demo_manifest.csv: fake k < n_pairs is a copy-synthesis of real k, in real k's group."""
+    manifest_rows_, groups = [], []
+    for index in range(n_real):
+        manifest_rows_.append({"file": f"real/real{index:03d}.wav", "label": "real", "source_file": ""})
+        groups.append({"path": f"real/real{index:03d}.wav", "group": f"speaker{index}"})
+    for index in range(n_fake):
+        source = f"real/real{index:03d}.wav" if index < n_pairs else ""
+        manifest_rows_.append({"file": f"fake/fake{index:03d}.wav", "label": "fake", "source_file": source})
+        groups.append({"path": f"fake/fake{index:03d}.wav",
+                       "group": f"speaker{index}" if index < n_pairs else f"voice{index}"})
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(manifest_rows_).to_csv(folder / "demo_manifest.csv", index=False)
+    pd.DataFrame(groups).to_csv(folder / "groups.csv", index=False)
+
+
+def test_pair_ids_follow_the_source_file_and_pair_sets_share_a_split(tmp_path):
+    from deepfake_detector.data.splits import read_groups_csv, read_pairs_manifest
+
+    write_corpus_tables(tmp_path)
+    rows = manifest(n_real=10, n_fake=10)
+    table, warnings = make_splits(rows, seed=5, groups_table=read_groups_csv(tmp_path / "groups.csv"),
+                                  pairs_table=read_pairs_manifest(tmp_path / "demo_manifest.csv"))
+    assert not any("pair" in warning for warning in warnings)
+    assert list(table.columns) == [*SPLITS_COLUMNS, "pair"]
+    pair = table.drop_duplicates("source_path").set_index("source_path")["pair"]
+    assert pair["/data/fake/fake003.wav"] == pair["/data/real/real003.wav"] == "real/real003.wav"
+    assert pair["/data/real/real009.wav"] == "real/real009.wav"  # a real clip is its own pair id
+    assert pair["/data/fake/fake009.wav"] == ""  # a fake that copies no real clip has none
+    assert (table[table["pair"] != ""].groupby("pair")["split"].nunique() == 1).all()
+
+
+def test_leak_check_refuses_a_pair_set_across_splits():
+    table = pd.DataFrame({
+        "png_path": ["a.png", "b.png", "c.png"], "class": ["real", "fake", "fake"],
+        "split": ["train", "test", "test"], "source_path": ["/a.wav", "/b.wav", "/c.wav"],
+        "source_sha256": ["1", "2", "3"], "group": ["g1", "g2", "g3"], "pair": ["a", "a", ""],
+    })
+    with pytest.raises(SplitError, match="pair set"):
+        check_no_leak(table)
+    check_no_leak(table.assign(pair=["a", "", ""]))  # unpaired rows never count as one set
+
+
+def test_cli_reads_pairs_from_the_manifest_beside_groups(tmp_path):
+    write_spectrogram_folder(tmp_path / "specs")
+    write_corpus_tables(tmp_path / "corpus")
+    result = run_cli("--input", tmp_path / "specs", "--groups", tmp_path / "corpus" / "groups.csv")
+    assert result.returncode == 0, result.stderr
+    assert "10 pair sets over 18 files" in result.stdout  # each real is a pair id; 8 fakes join one
+    table = pd.read_csv(tmp_path / "specs" / "splits.csv", keep_default_na=False)
+    assert (table.groupby("source_path")["pair"].first() != "").sum() == 18
+    without = run_cli("--input", tmp_path / "specs", "--groups", tmp_path / "corpus" / "groups.csv",
+                      "--pairs", "none")
+    assert without.returncode == 0 and "pair" not in pd.read_csv(tmp_path / "specs" / "splits.csv").columns

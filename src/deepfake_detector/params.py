@@ -22,6 +22,11 @@ CLASS_SYNONYMS = {
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
 
+# Frequency axis of the picture: mel bands (the design's default) or equal-width linear-frequency bands, which
+# keep the high-frequency detail where vocoder artefacts live (Mueller et al. 2021 found linear front ends
+# generalise better than mel).
+SCALES = ("mel", "linear")
+
 
 @dataclasses.dataclass(frozen=True)
 class Params:
@@ -30,6 +35,7 @@ class Params:
     # Mel spectrogram (librosa): 2048-point FFT (~93 ms), hop 512 (~23 ms), 128 mel bands up to Nyquist.
     n_fft: int = 2048
     hop_length: int = 512
+    # Rows of the picture: mel bands, or with scale "linear" equal-width bands of fmin..fmax (86 Hz each).
     n_mels: int = 128
     fmin: float = 0.0
     fmax: float = 11025.0
@@ -48,6 +54,12 @@ class Params:
     image_width: int = 224
     class_names: tuple[str, ...] = CLASS_NAMES
     seed: int = 42
+    # Frequency axis: "mel" or "linear" (see SCALES); same picture size and colour map either way.
+    scale: str = "mel"
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown frequency scale '{self.scale}'; choose one of: {', '.join(SCALES)}")
 
     @property
     def window_samples(self) -> int:
@@ -70,6 +82,9 @@ class Params:
     def feature_dict(self) -> dict:
         """The fields that change the rendered pixels; their hash tags every PNG for resumable runs."""
         keys = ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db", "window_s")
+        # The scale joins the hash only when it is not mel, so mel folders and models made before the field
+        # existed keep their hash (and are not re-rendered).
+        keys += ("scale",) if self.scale != "mel" else ()
         return {key: getattr(self, key) for key in keys}
 
     def feature_hash(self) -> str:

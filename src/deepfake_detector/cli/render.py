@@ -2,6 +2,7 @@
 
 Example: python scripts/generate_spectrograms.py --input data_clean --output spectrograms
          python scripts/generate_spectrograms.py --input /data/ASVspoof2019 --output spectrograms/la19
+         python scripts/generate_spectrograms.py --scale linear --output spectrograms_linear
 """
 import argparse
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 
 from deepfake_detector.datasets import add_dataset_arguments
-from deepfake_detector.params import Params
+from deepfake_detector.params import SCALES, Params
 from deepfake_detector.data.spectrograms import SpectrogramError, default_jobs, generate
 
 
@@ -24,6 +25,8 @@ def parse_args(argv):
     parser.add_argument("--hop", type=float, default=defaults.hop_s, help="seconds between window starts")
     parser.add_argument("--min-duration", type=float, default=defaults.min_duration_s,
                         help="reject clips shorter than this many seconds")
+    parser.add_argument("--scale", choices=SCALES, default=defaults.scale,
+                        help="frequency axis: mel bands, or equal-width linear-frequency bands (same picture size)")
     parser.add_argument("--force", action="store_true", help="re-render everything, even unchanged files")
     add_dataset_arguments(parser)
     return parser.parse_args(argv)
@@ -34,7 +37,8 @@ def main(argv=None) -> int:
     try:
         if args.window <= 0 or args.hop <= 0 or args.jobs < 1:
             raise SpectrogramError("--window and --hop must be positive and --jobs at least 1")
-        params = Params().replace(window_s=args.window, hop_s=args.hop, min_duration_s=args.min_duration)
+        params = Params().replace(window_s=args.window, hop_s=args.hop, min_duration_s=args.min_duration,
+                                  scale=args.scale)
         summary = generate(args.input, args.output, params, jobs=args.jobs, force=args.force, layout=args.layout,
                            strict=args.strict)
     except SpectrogramError as error:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from deepfake_detector.data.spectrograms import SpectrogramError
-from deepfake_detector.data.splits import SplitError, count_table, split_folder
+from deepfake_detector.data.splits import SplitError, count_table, default_pairs_manifest, split_folder
 from deepfake_detector.datasets import add_dataset_arguments
 
 
@@ -27,6 +27,10 @@ def parse_args(argv):
     parser.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--groups", type=Path, default=None,
                         help="CSV with columns path,group (speaker, session...); files of a group share a split")
+    parser.add_argument("--pairs", default="auto",
+                        help="corpus manifest (file,label,source_file) naming each copy-synthesis' real source; adds a "
+                             "`pair` column for pair-aware training batches. 'auto': the demo_manifest.csv beside "
+                             "--groups when it has source_file; 'none': no pairs")
     parser.add_argument("--copy", action="store_true", help="copy images into the split folders instead of hard links")
     parser.add_argument("--holdout-attacks", type=attack_list, default=(), metavar="A,B",
                         help="unseen-attack protocol: files of these attacks (system ids) go to test only")
@@ -50,16 +54,21 @@ def spectrogram_folder(path: Path, output: Path, layout, strict: bool) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    pairs = {"auto": default_pairs_manifest(args.groups), "none": None}.get(args.pairs, args.pairs)
     try:
         folder = spectrogram_folder(args.input, args.spectrograms, args.layout, args.strict)
         table, warnings = split_folder(folder, tuple(args.ratios), args.seed, args.groups, args.copy,
-                                       args.holdout_attacks)
+                                       args.holdout_attacks, pairs_csv=None if pairs is None else Path(pairs))
     except (SplitError, SpectrogramError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(count_table(table))
+    if pairs is not None:
+        paired = table[table["pair"] != ""]
+        print(f"pair ids from {pairs}: {paired['pair'].nunique()} pair sets over {paired['source_path'].nunique()} "
+              "files")
     print(f"wrote {folder / 'splits.csv'} and {folder}/{{train,val,test}}/{{real,fake}}/")
     return 0
 

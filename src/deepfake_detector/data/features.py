@@ -1,4 +1,4 @@
-"""The one feature function: waveform -> fixed-length windows -> mel dB -> magma uint8 image.
+"""The one feature function: waveform -> fixed-length windows -> mel (or linear) band dB -> magma uint8 image.
 
 Spectrogram generation, prediction, evaluation and the web service all call `waveform_to_images`, and the model
 takes the uint8 pixels as they are (scaling and resizing happen inside the model), so a prediction on a raw
@@ -7,7 +7,8 @@ file equals the prediction on the PNG rendered for it.
 Recipe (defaults in params.py): 22,050 Hz mono; windows of `window_s` seconds every `hop_s` seconds, plus one
 window aligned to the end so the tail is covered; a clip shorter than one window is looped (repeated end to
 start) until it fills the window, so its length is not visible as padding; 128-band mel power spectrogram
-(n_fft 2048, hop 512); power_to_db relative to the window's maximum, clipped to [-80, 0] dB and mapped
+(n_fft 2048, hop 512), or with `Params.scale == "linear"` 128 equal-width linear-frequency bands (the mean
+power of the FFT bins in each 86 Hz band) of the same STFT; power_to_db relative to the window's maximum, clipped to [-80, 0] dB and mapped
 linearly onto [0, 1]; magma colour map applied as a 256-entry lookup table; low frequencies at the bottom.
 """
 from __future__ import annotations
@@ -73,19 +74,39 @@ def split_windows(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, lis
 
 
 @functools.lru_cache(maxsize=4)
-def mel_basis(params: Params) -> np.ndarray:
-    """(n_mels, 1 + n_fft // 2) mel filter bank, built once per parameter set instead of once per window."""
-    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                               fmin=params.fmin, fmax=params.fmax)
+def band_basis(params: Params) -> np.ndarray:
+    """(n_mels, 1 + n_fft // 2) filter bank that turns FFT-bin power into picture rows, built once per parameter
+    set: librosa's mel bank, or for scale "linear" a bank averaging the bins of each equal-width band."""
+    if params.scale == "mel":
+        return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                                   fmin=params.fmin, fmax=params.fmax)
+    return linear_basis(params)
 
 
-def mel_normalised(segments: np.ndarray, params: Params) -> np.ndarray:
+def linear_basis(params: Params) -> np.ndarray:
+    """Row k averages the power of the FFT bins in [fmin + k w, fmin + (k + 1) w), w = (fmax - fmin) / n_mels; the
+    last row also takes a bin lying exactly on fmax (Nyquist by default)."""
+    frequencies = librosa.fft_frequencies(sr=params.sample_rate, n_fft=params.n_fft)
+    width = (params.fmax - params.fmin) / params.n_mels
+    rows = np.floor((frequencies - params.fmin) / width).astype(np.int64)
+    rows[np.isclose(frequencies, params.fmax)] = params.n_mels - 1
+    basis = np.zeros((params.n_mels, len(frequencies)), dtype=np.float32)
+    inside = (rows >= 0) & (rows < params.n_mels)
+    basis[rows[inside], np.flatnonzero(inside)] = 1.0
+    counts = basis.sum(axis=1, keepdims=True)
+    if (counts == 0).any():
+        raise ValueError(f"n_fft {params.n_fft} is too small for {params.n_mels} linear bands of {width:.1f} Hz: "
+                         "some bands hold no FFT bin")
+    return basis / counts
+
+
+def band_normalised(segments: np.ndarray, params: Params) -> np.ndarray:
     """(..., samples) -> (..., n_mels, frames) float32 in [0, 1], each window scaled to its own maximum.
 
-    Row 0 is the lowest mel band. A batch of windows shares one STFT call.
+    Row 0 is the lowest band (mel or linear, by params.scale). A batch of windows shares one STFT call.
     """
     spectrum = librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length)  # (..., bins, frames)
-    power = mel_basis(params) @ (np.abs(spectrum) ** 2)  # (..., n_mels, frames), BLAS matmul
+    power = band_basis(params) @ (np.abs(spectrum) ** 2)  # (..., n_mels, frames), BLAS matmul
     windows = power.reshape(-1, *power.shape[-2:])
     normalised = np.zeros(windows.shape, dtype=np.float32)
     for index, window_power in enumerate(windows):
@@ -106,7 +127,7 @@ def colourise(normalised: np.ndarray) -> np.ndarray:
 def waveform_to_images(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, list[Window]]:
     """Mono waveform at params.sample_rate -> (n_windows, n_mels, frames, 3) uint8 images and their windows."""
     segments, windows = split_windows(waveform, params)
-    images = np.stack([colourise(window) for window in mel_normalised(segments, params)])
+    images = np.stack([colourise(window) for window in band_normalised(segments, params)])
     return images, windows
 
 

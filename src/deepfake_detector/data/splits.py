@@ -9,6 +9,11 @@ The manifest's own `group` column (the dataset's speaker) groups files like the 
 their speakers' other files may sit in train), and the other files are split by the ratios among themselves. The manifest's attack and metadata columns are copied into
 splits.csv for per-attack evaluation.
 Before anything is written, the result is checked once more: no path, hash or group may appear in two splits.
+
+Pair sets: a corpus manifest with a `source_file` column (the demo corpus' demo_manifest.csv) says which clips
+are copy-syntheses of which real clip. The pair id of a clip is its source_file when that is set, else the clip's
+own file for a real clip; other fakes have none. Given such a manifest, splits.csv gets an extra `pair` column
+(empty when unpaired) that training's pair-aware batches read, and no pair set may cross splits either.
 """
 from __future__ import annotations
 
@@ -34,6 +39,10 @@ SPLIT_SYNONYMS = {
 }
 
 SPLITS_COLUMNS = ["png_path", "class", "split", "source_path", "source_sha256", "group"]
+# Optional column: the pair set of a row's source file ('' when unpaired).
+PAIR_COLUMN = "pair"
+# The corpus manifest that sits beside groups.csv in a demo corpus and names each copy's source clip.
+CORPUS_MANIFEST = "demo_manifest.csv"
 
 
 class SplitError(Exception):
@@ -80,6 +89,29 @@ def read_groups_csv(path: Path) -> pd.DataFrame:
     if missing:
         raise SplitError(f"groups file {path} lacks column(s) {sorted(missing)}; expected columns path,group")
     return table[(table["path"] != "") & (table["group"] != "")]
+
+
+def read_pairs_manifest(path: Path) -> pd.DataFrame:
+    """A `path,group` table of pair ids from a corpus manifest with columns file, label and source_file."""
+    manifest = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"file", "label", "source_file"} - set(manifest.columns)
+    if missing:
+        raise SplitError(f"pairs manifest {path} lacks column(s) {sorted(missing)}; expected file,label,source_file")
+    pair = manifest["source_file"].where(manifest["source_file"] != "",
+                                         manifest["file"].where(manifest["label"] == "real", ""))
+    table = pd.DataFrame({"path": manifest["file"], "group": pair})
+    return table[(table["path"] != "") & (table["group"] != "")]
+
+
+def default_pairs_manifest(groups_csv: Path | None) -> Path | None:
+    """The corpus manifest beside a groups file, when it names copy sources (a demo corpus); else None."""
+    if groups_csv is None:
+        return None
+    candidate = Path(groups_csv).with_name(CORPUS_MANIFEST)
+    if not candidate.is_file():
+        return None
+    header = pd.read_csv(candidate, nrows=0).columns
+    return candidate if "source_file" in header else None
 
 
 def match_group_labels(source_paths: list[str], groups: pd.DataFrame) -> tuple[dict[str, set[str]], int]:
@@ -201,9 +233,12 @@ def _seed_each_split(free: list[Group], ratios, assignment: dict, filled: dict) 
 
 
 def check_no_leak(table: pd.DataFrame) -> None:
-    """Final invariant: each source path, content hash and group lies in exactly one split."""
-    for column, what in (("source_path", "file"), ("source_sha256", "content hash"), ("group", "group")):
-        spread = table.groupby(column)["split"].nunique()
+    """Final invariant: each source path, content hash, group and pair set lies in exactly one split."""
+    for column, what in (("source_path", "file"), ("source_sha256", "content hash"), ("group", "group"),
+                         (PAIR_COLUMN, "pair set")):
+        if column not in table.columns:
+            continue
+        spread = table[table[column].fillna("") != ""].groupby(column)["split"].nunique()
         leaking = spread[spread > 1]
         if len(leaking):
             raise SplitError(f"{len(leaking)} {what}(s) cross splits, e.g. {leaking.index[0]}; nothing written")
@@ -226,10 +261,22 @@ def dataset_columns(manifest: pd.DataFrame) -> list[str]:
     return [column for column in manifest.columns if column not in MANIFEST_COLUMNS + SPLITS_COLUMNS]
 
 
+def pair_ids(source_paths: list[str], pairs_table: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """Source path -> pair id, matched as groups files are; a file with two pair ids is a corpus error."""
+    labels, unmatched = match_group_labels(source_paths, pairs_table)
+    ambiguous = sorted(source for source, pairs in labels.items() if len(pairs) > 1)
+    if ambiguous:
+        raise SplitError(f"{len(ambiguous)} file(s) have several pair ids in the pairs manifest, e.g. {ambiguous[0]}")
+    warnings = [f"{unmatched} row(s) of the pairs manifest match no rendered source file"] if unmatched else []
+    return {source: next(iter(pairs)) for source, pairs in labels.items()}, warnings
+
+
 def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
                 groups_table: pd.DataFrame | None = None,
-                holdout_attacks: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
-    """Manifest rows (one per image) -> (splits table with SPLITS_COLUMNS then the dataset's columns, warnings)."""
+                holdout_attacks: tuple[str, ...] = (),
+                pairs_table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Manifest rows (one per image) -> (splits table with SPLITS_COLUMNS, `pair` given a pairs table, then the
+    dataset's columns; warnings)."""
     _check_ratios(ratios)
     manifest = manifest.assign(official_split=manifest["official_split"].fillna("").map(_known_split))
     held_out = _held_out(manifest, holdout_attacks)
@@ -266,7 +313,13 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
     # Identical files under the same name render to the same PNG; list each image once.
     table = table.sort_values(["png_path", "source_path"]).drop_duplicates("png_path")
     table = table.sort_values(["split", "class", "source_path", "png_path"], key=_split_order)
-    table = table[SPLITS_COLUMNS + dataset_columns(manifest)].reset_index(drop=True)
+    columns = list(SPLITS_COLUMNS)
+    if pairs_table is not None:
+        pair_of, pair_warnings = pair_ids(sorted(files["source_path"]), pairs_table)
+        warnings += pair_warnings
+        table = table.assign(**{PAIR_COLUMN: table["source_path"].map(pair_of).fillna("")})
+        columns.append(PAIR_COLUMN)
+    table = table[columns + dataset_columns(manifest)].reset_index(drop=True)
     check_no_leak(table)  # also catches a held-out file whose content another split holds
     return table, warnings + missing_class_warnings(table, ratios)
 
@@ -363,8 +416,11 @@ def count_table(table: pd.DataFrame) -> str:
 
 
 def split_folder(spectrogram_dir: Path, ratios=(0.8, 0.1, 0.1), seed: int = 42, groups_csv: Path | None = None,
-                 copy: bool = False, holdout_attacks: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
-    """Read <dir>/manifest.csv, split it, write <dir>/splits.csv and the split folders. Raises SplitError."""
+                 copy: bool = False, holdout_attacks: tuple[str, ...] = (),
+                 pairs_csv: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Read <dir>/manifest.csv, split it, write <dir>/splits.csv and the split folders. Raises SplitError.
+
+    `pairs_csv` is a corpus manifest naming copy sources (read_pairs_manifest); it adds the `pair` column."""
     _check_ratios(ratios)
     spectrogram_dir = Path(spectrogram_dir)
     manifest_path = spectrogram_dir / "manifest.csv"
@@ -377,7 +433,10 @@ def split_folder(spectrogram_dir: Path, ratios=(0.8, 0.1, 0.1), seed: int = 42, 
     if groups_csv is not None and not Path(groups_csv).is_file():
         raise SplitError(f"groups file {groups_csv} not found")
     groups_table = read_groups_csv(Path(groups_csv)) if groups_csv is not None else None
-    table, warnings = make_splits(manifest, ratios, seed, groups_table, tuple(holdout_attacks))
+    if pairs_csv is not None and not Path(pairs_csv).is_file():
+        raise SplitError(f"pairs manifest {pairs_csv} not found")
+    pairs_table = read_pairs_manifest(Path(pairs_csv)) if pairs_csv is not None else None
+    table, warnings = make_splits(manifest, ratios, seed, groups_table, tuple(holdout_attacks), pairs_table)
     with atomic_path(spectrogram_dir / "splits.csv") as tmp:
         table.to_csv(tmp, index=False)
     method = materialise(table, spectrogram_dir, copy)

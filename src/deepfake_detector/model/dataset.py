@@ -1,7 +1,7 @@
 """The split table and the tf.data pipeline that feeds spectrogram PNGs to a model.
 
 A rendered data folder holds `params.json`, `splits.csv` (one row per PNG: png_path relative to the folder,
-class, split, source_path, source_sha256, group) and the PNGs themselves. Paths and labels always travel
+class, split, source_path, source_sha256, group, and optionally pair) and the PNGs themselves. Paths and labels always travel
 together in one table, so they can never be shuffled apart, and labels come from the class names pinned in
 params.py (real = 0, fake = 1), never from the alphabetical order of folder names.
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 SPLIT_COLUMNS = ("png_path", "class", "split", "source_path", "source_sha256", "group")
+# Optional: the pair set of the row's source file (a real clip and its copy-syntheses), '' when unpaired.
+PAIR_COLUMN = "pair"
 SPLIT_NAMES = ("train", "val", "test")
 
 # An augmentation takes one (image uint8 (H, W, 3), label float32) pair and returns a pair of the same kind.
@@ -80,7 +82,9 @@ def load_split_table(data_dir: Path, csv_path: Path | None = None) -> pd.DataFra
     csv_path = data_dir / "splits.csv" if csv_path is None else Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"{csv_path} is missing: split the folder with scripts/split_data.py first")
-    table = pd.read_csv(csv_path, dtype={"source_sha256": str, "group": str})
+    table = pd.read_csv(csv_path, dtype={"source_sha256": str, "group": str, PAIR_COLUMN: str})
+    if PAIR_COLUMN in table.columns:
+        table[PAIR_COLUMN] = table[PAIR_COLUMN].fillna("")  # '' = unpaired
     if table.empty:
         raise DataError(f"{csv_path} lists no images")
     _check_table(table, csv_path)

@@ -301,7 +301,7 @@ def file_explanation(detector: Detector, waveform: np.ndarray, params: Params, m
                      max_windows: int | None = None, **options) -> tuple[dict, np.ndarray, np.ndarray]:
     """explain_waveform plus the whole file's picture, its stitched heat and the file's top regions."""
     explanation = explain_waveform(detector, waveform, params, method, max_windows, **options)
-    picture = features.colourise(features.mel_normalised(waveform, params))  # the same recipe over the whole file
+    picture = features.colourise(features.band_normalised(waveform, params))  # the same recipe over the whole file
     heat = stitched_heat(explanation, len(waveform), params)
     explanation["regions"] = top_regions(heat, params, 0.0, len(waveform) / params.sample_rate)
     return explanation, picture, heat

@@ -237,7 +237,7 @@ def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: P
 
     duration_s = len(waveform) / params.sample_rate
     # The same mel/dB/magma recipe as the model's input, over the whole file instead of one window.
-    picture = features.colourise(features.mel_normalised(waveform, params))  # (n_mels, frames, 3)
+    picture = features.colourise(features.band_normalised(waveform, params))  # (n_mels, frames, 3)
     figure = Figure(figsize=(10, 5))
     FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))

@@ -99,7 +99,7 @@ def spectrogram_data_url(waveform: np.ndarray, params: Params) -> str:
     """The whole waveform as a magma mel picture (features.colourise), at most ~1200 columns, as a PNG data URL."""
     # A hop of n / 1200 samples caps the width; the STFT stays small for long files instead of being shrunk later.
     hop = max(params.hop_length, math.ceil(len(waveform) / SPECTROGRAM_MAX_COLUMNS))
-    picture = features.colourise(features.mel_normalised(waveform, params.replace(hop_length=hop)))
+    picture = features.colourise(features.band_normalised(waveform, params.replace(hop_length=hop)))
     buffer = io.BytesIO()
     Image.fromarray(picture, mode="RGB").save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

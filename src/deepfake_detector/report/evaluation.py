@@ -48,7 +48,7 @@ def load_labelled_data(data: Path, split: str | None = None, layout: str | None 
     except datasets.DatasetError as error:
         raise EvaluationError(str(error)) from error
     layout = table.attrs["layout"]
-    base = data if data.is_dir() else data.parent
+    base = os.path.abspath(data if data.is_dir() else data.parent)
     table.insert(0, "file", [os.path.relpath(path, base) for path in table["path"]])
     if split is not None:
         if canonical_split(split) is None:

@@ -23,14 +23,17 @@ def test_asvspoof2019_keeps_official_splits_speakers_attacks_and_lists_problems(
         assert datasets.detect(given) == "asvspoof2019_la"
     table, problems = datasets.read(root)
     assert by_name(table) == {
-        "LA_T_1000001.flac": ("real", "train", "LA_0079", "-"), "LA_T_1000002.flac": ("fake", "train", "LA_0079", "A01"),
+        "LA_T_1000001.flac": ("real", "train", "LA_0079", "-"),
+        "LA_T_1000002.flac": ("fake", "train", "LA_0079", "A01"),
         "LA_D_1000001.flac": ("real", "val", "LA_0070", "-"), "LA_D_1000002.flac": ("fake", "val", "LA_0070", "A02"),
-        "LA_E_1000001.flac": ("real", "test", "LA_0039", "-"), "LA_E_1000002.flac": ("fake", "test", "LA_0040", "A07"),
+        "LA_E_1000001.flac": ("real", "test", "LA_0039", "-"),
+        "LA_E_1000002.flac": ("fake", "test", "LA_0040", "A07"),
     }
     assert all(Path(path).is_absolute() and Path(path).is_file() for path in table["path"])
     (missing_file, missing_reason), (orphan_file, orphan_reason) = problems
     assert missing_file.endswith("LA_E_1000003.flac")
-    assert missing_reason.startswith("audio missing") and missing_reason.endswith("ASVspoof2019.LA.cm.eval.trl.txt line 3")
+    assert missing_reason.startswith("audio missing")
+    assert missing_reason.endswith("ASVspoof2019.LA.cm.eval.trl.txt line 3")
     assert orphan_file.endswith("LA_E_9999999.flac") and "named by no line" in orphan_reason
     with pytest.raises(DatasetError, match="2 problem"):
         datasets.read(root, strict=True)
@@ -81,8 +84,10 @@ def test_in_the_wild_speakers_are_groups_and_labels_map_through_synonyms(tmp_pat
     for given in (root, root / "release_in_the_wild"):
         table, problems = datasets.read(given)
         assert table.attrs["layout"] == "in_the_wild" and problems == []
-        assert by_name(table) == {"0.wav": ("fake", "", "Alec Guinness", ""), "1.wav": ("real", "", "Alec Guinness", "-"),
-                                  "2.wav": ("real", "", "Barack Obama", "-"), "3.wav": ("fake", "", "Barack Obama", "")}
+        assert by_name(table) == {"0.wav": ("fake", "", "Alec Guinness", ""),
+                                  "1.wav": ("real", "", "Alec Guinness", "-"),
+                                  "2.wav": ("real", "", "Barack Obama", "-"),
+                                  "3.wav": ("fake", "", "Barack Obama", "")}
     (root / "release_in_the_wild" / "4.wav").write_bytes(b"")
     with open(root / "release_in_the_wild" / "meta.csv", "a") as stream:
         stream.write("5.wav,Barack Obama,spoof\n")

@@ -1,5 +1,7 @@
-"""ASVspoof 2019 logical access: `LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{train.trn,dev.trl,eval.trl}.txt`
-(lines: speaker utterance - attack key, attack '-' for bona fide, kept as BONA_FIDE_ATTACK) and `LA/ASVspoof2019_LA_{train,dev,eval}/flac/`.
+"""ASVspoof 2019 logical access: protocols
+`LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{train.trn,dev.trl,eval.trl}.txt` (lines: speaker utterance
+- attack key; the attack of bona fide lines is '-', which is BONA_FIDE_ATTACK) and audio in
+`LA/ASVspoof2019_LA_{train,dev,eval}/flac/`.
 Official splits train/dev/eval become train/val/test. The root is the folder holding LA/ or LA/ itself.
 The organisers' ASV scores (`ASVspoof2019_LA_asv_scores/*.gi.trl.scores.txt`) feed min t-DCF."""
 from __future__ import annotations

@@ -161,7 +161,8 @@ def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, titl
              "breakdown": breakdown.replace({np.nan: None}).to_dict("records"),
              "per_attack": attacks.replace({np.nan: None}).to_dict("records"), "min_tdcf": tdcf}
     if len(failed):
-        extra["warnings"] = extra.get("warnings", []) + [f"{len(failed)} file(s) could not be scored and are not in the metrics"]
+        extra["warnings"] = extra.get("warnings", []) + [
+            f"{len(failed)} file(s) could not be scored and are not in the metrics"]
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     atomic_write_text(out_dir / "breakdown.csv", breakdown.to_csv(index=False))
     if not attacks.empty:

@@ -214,3 +214,25 @@ def test_split_groups_by_the_manifest_speaker_and_holds_out_attacks():
     assert set(table[table["attack"] == "X1"]["split"]) == {"train", "val", "test"}
     with pytest.raises(SplitError, match=r"held-out attack\(s\) \['X3'\] not in the manifest; it names X1, X2"):
         make_splits(manifest_with_speakers(), holdout_attacks=("X3",))
+
+
+@pytest.mark.slow
+def test_split_and_train_commands_take_a_corpus_root(tmp_path, capsys):
+    import argparse
+
+    from deepfake_detector.cli import split, train
+
+    root = fixtures.asvspoof2019(tmp_path / "corpus")
+    out = tmp_path / "spectrograms"
+    assert split.main(["--input", str(root), "--spectrograms", str(out), "--holdout-attacks", "A01"]) == 0
+    table = pd.read_csv(out / "splits.csv", keep_default_na=False)
+    assert set(table[table["attack"] == "A01"]["split"]) == {"test"}
+    assert "2 dataset problem(s)" in capsys.readouterr().out
+    assert split.main(["--input", str(root), "--spectrograms", str(out), "--holdout-attacks", "A99"]) == 1
+    assert "held-out attack(s) ['A99'] not in the manifest" in capsys.readouterr().err
+
+    # train --data ROOT renders (reusing the images above) and keeps the existing split.
+    args = argparse.Namespace(data=root, spectrograms=out, layout=None, strict=False, seed=42)
+    assert train.prepared_folder(args) == out
+    assert "6 unchanged" in capsys.readouterr().out
+    assert pd.read_csv(out / "splits.csv", keep_default_na=False).equals(table)

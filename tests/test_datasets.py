@@ -23,14 +23,17 @@ def test_asvspoof2019_keeps_official_splits_speakers_attacks_and_lists_problems(
         assert datasets.detect(given) == "asvspoof2019_la"
     table, problems = datasets.read(root)
     assert by_name(table) == {
-        "LA_T_1000001.flac": ("real", "train", "LA_0079", "-"), "LA_T_1000002.flac": ("fake", "train", "LA_0079", "A01"),
+        "LA_T_1000001.flac": ("real", "train", "LA_0079", "-"),
+        "LA_T_1000002.flac": ("fake", "train", "LA_0079", "A01"),
         "LA_D_1000001.flac": ("real", "val", "LA_0070", "-"), "LA_D_1000002.flac": ("fake", "val", "LA_0070", "A02"),
-        "LA_E_1000001.flac": ("real", "test", "LA_0039", "-"), "LA_E_1000002.flac": ("fake", "test", "LA_0040", "A07"),
+        "LA_E_1000001.flac": ("real", "test", "LA_0039", "-"),
+        "LA_E_1000002.flac": ("fake", "test", "LA_0040", "A07"),
     }
     assert all(Path(path).is_absolute() and Path(path).is_file() for path in table["path"])
     (missing_file, missing_reason), (orphan_file, orphan_reason) = problems
     assert missing_file.endswith("LA_E_1000003.flac")
-    assert missing_reason.startswith("audio missing") and missing_reason.endswith("ASVspoof2019.LA.cm.eval.trl.txt line 3")
+    assert missing_reason.startswith("audio missing")
+    assert missing_reason.endswith("ASVspoof2019.LA.cm.eval.trl.txt line 3")
     assert orphan_file.endswith("LA_E_9999999.flac") and "named by no line" in orphan_reason
     with pytest.raises(DatasetError, match="2 problem"):
         datasets.read(root, strict=True)
@@ -81,8 +84,10 @@ def test_in_the_wild_speakers_are_groups_and_labels_map_through_synonyms(tmp_pat
     for given in (root, root / "release_in_the_wild"):
         table, problems = datasets.read(given)
         assert table.attrs["layout"] == "in_the_wild" and problems == []
-        assert by_name(table) == {"0.wav": ("fake", "", "Alec Guinness", ""), "1.wav": ("real", "", "Alec Guinness", "-"),
-                                  "2.wav": ("real", "", "Barack Obama", "-"), "3.wav": ("fake", "", "Barack Obama", "")}
+        assert by_name(table) == {"0.wav": ("fake", "", "Alec Guinness", ""),
+                                  "1.wav": ("real", "", "Alec Guinness", "-"),
+                                  "2.wav": ("real", "", "Barack Obama", "-"),
+                                  "3.wav": ("fake", "", "Barack Obama", "")}
     (root / "release_in_the_wild" / "4.wav").write_bytes(b"")
     with open(root / "release_in_the_wild" / "meta.csv", "a") as stream:
         stream.write("5.wav,Barack Obama,spoof\n")
@@ -142,7 +147,7 @@ def test_csv_manifest_with_optional_columns_problems_and_line_numbers(tmp_path):
     assert table.attrs["layout"] == "csv_manifest"
     assert by_name(table) == {"a.wav": ("real", "val", "spk1", "-"), "b.wav": ("fake", "test", "spk2", "X9")}
     assert datasets.metadata_columns(table) == ["codec"]
-    assert problems == [(str((tmp_path / "audio" / "gone.wav").resolve()), f"audio missing: named by {manifest} line 4")]
+    assert problems == [(str(tmp_path / "audio" / "gone.wav"), f"audio missing: named by {manifest} line 4")]
     manifest.write_text("path,label\naudio/a.wav,real\naudio/b.wav,robot\n")
     with pytest.raises(DatasetError, match=r"list\.csv line 3: unknown label 'robot'"):
         datasets.read(manifest)
@@ -209,3 +214,25 @@ def test_split_groups_by_the_manifest_speaker_and_holds_out_attacks():
     assert set(table[table["attack"] == "X1"]["split"]) == {"train", "val", "test"}
     with pytest.raises(SplitError, match=r"held-out attack\(s\) \['X3'\] not in the manifest; it names X1, X2"):
         make_splits(manifest_with_speakers(), holdout_attacks=("X3",))
+
+
+@pytest.mark.slow
+def test_split_and_train_commands_take_a_corpus_root(tmp_path, capsys):
+    import argparse
+
+    from deepfake_detector.cli import split, train
+
+    root = fixtures.asvspoof2019(tmp_path / "corpus")
+    out = tmp_path / "spectrograms"
+    assert split.main(["--input", str(root), "--spectrograms", str(out), "--holdout-attacks", "A01"]) == 0
+    table = pd.read_csv(out / "splits.csv", keep_default_na=False)
+    assert set(table[table["attack"] == "A01"]["split"]) == {"test"}
+    assert "2 dataset problem(s)" in capsys.readouterr().out
+    assert split.main(["--input", str(root), "--spectrograms", str(out), "--holdout-attacks", "A99"]) == 1
+    assert "held-out attack(s) ['A99'] not in the manifest" in capsys.readouterr().err
+
+    # train --data ROOT renders (reusing the images above) and keeps the existing split.
+    args = argparse.Namespace(data=root, spectrograms=out, layout=None, strict=False, seed=42)
+    assert train.prepared_folder(args) == out
+    assert "6 unchanged" in capsys.readouterr().out
+    assert pd.read_csv(out / "splits.csv", keep_default_na=False).equals(table)

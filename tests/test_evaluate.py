@@ -139,3 +139,15 @@ def test_evaluate_an_asvspoof_2019_root_per_attack_with_min_tdcf(model_path, tmp
     errors = pd.read_csv(out / "errors.csv")
     assert errors["reason"].str.contains("eval.trl.txt line 3").any()
     assert "min t-DCF" in capsys.readouterr().out
+
+
+def test_metadata_columns_become_conditions_but_measurements_and_ids_do_not():
+    scored = pd.DataFrame({"file": list("abcdefgh"), "label": ["real", "fake"] * 4,
+                           "p_fake": [0.1, 0.9, 0.2, 0.3, 0.4, 0.8, 0.6, 0.7], "error": [""] * 8,
+                           "codec": ["none"] * 4 + ["mp3"] * 4, "duration_s": ["1.5", "2.25"] * 4,
+                           "sha256": list("12345678"), "attack": ["-", "A01"] * 4})
+    assert evaluation.condition_columns(scored) == ["codec"]
+    breakdown = evaluation.group_breakdown(scored, 0.5, ["codec"]).set_index("value")
+    # none: real 0.1 0.2, fake 0.9 0.3 -> separable at 0.3 -> EER 0; mp3: real 0.4 0.6, fake 0.8 0.7 -> EER 0.
+    # Pooled over both the fakes 0.3 sits below reals 0.4 and 0.6, so per-condition tables show what pooling hides.
+    assert breakdown.loc["none", "eer"] == 0.0 and breakdown.loc["mp3", "eer"] == 0.0

@@ -12,9 +12,9 @@ import sys
 # `--help` never waits for TensorFlow.
 COMMANDS = {
     "demo-data": ("demo_data", "build the offline demo corpus (real speech vs synthesisers and vocoders)"),
-    "render": ("render", "render audio into magma mel-spectrogram PNGs (resumable, parallel)"),
+    "render": ("render", "render a dataset root into magma mel-spectrogram PNGs (resumable, parallel)"),
     "split": ("split", "split rendered spectrograms by source file into train/val/test"),
-    "train": ("train", "train a detector on a rendered, split spectrogram folder"),
+    "train": ("train", "train a detector on a rendered, split spectrogram folder or a dataset root"),
     "predict": ("predict", "call audio files real or fake with a trained detector"),
     "evaluate": ("evaluate", "evaluate a trained detector on labelled audio and write a report"),
     "serve": ("serve", "serve the web page and JSON API"),

@@ -6,8 +6,8 @@ assigned per class with a seeded greedy that fills each split up to its share of
 stratified; a group holding both classes moves as one unit. An official split in the manifest is kept as it is.
 The manifest's own `group` column (the dataset's speaker) groups files like the groups CSV does. Held-out attacks
 (`holdout_attacks`) build the unseen-attack protocol: their files go to test only, grouped by content alone (so
-their speakers' other files may sit in train), and the other files are split by the ratios among themselves. The manifest's attack and metadata columns are copied into
-splits.csv for per-attack evaluation.
+their speakers' other files may sit in train), and the other files are split by the ratios among themselves.
+The manifest's attack and metadata columns are copied into splits.csv for per-attack evaluation.
 Before anything is written, the result is checked once more: no path, hash or group may appear in two splits.
 
 Pair sets: a corpus manifest with a `source_file` column (the demo corpus' demo_manifest.csv) says which clips

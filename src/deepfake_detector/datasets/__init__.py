@@ -17,8 +17,8 @@ import pandas as pd
 
 from deepfake_detector.datasets.common import BONA_FIDE_ATTACK, TABLE_COLUMNS, DatasetError, Problem
 
-__all__ = ["BONA_FIDE_ATTACK", "TABLE_COLUMNS", "DatasetError", "Problem", "add_dataset_arguments", "asv_scores", "detect",
-           "layouts", "layout_help", "metadata_columns", "read"]
+__all__ = ["BONA_FIDE_ATTACK", "TABLE_COLUMNS", "DatasetError", "Problem", "add_dataset_arguments", "asv_scores",
+           "detect", "layouts", "layout_help", "metadata_columns", "read"]
 
 _NOT_LAYOUTS = {"common"}
 

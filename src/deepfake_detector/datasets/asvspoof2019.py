@@ -1,5 +1,7 @@
-"""ASVspoof 2019 logical access: `LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{train.trn,dev.trl,eval.trl}.txt`
-(lines: speaker utterance - attack key, attack '-' for bona fide) and `LA/ASVspoof2019_LA_{train,dev,eval}/flac/`.
+"""ASVspoof 2019 logical access: protocols
+`LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{train.trn,dev.trl,eval.trl}.txt` (lines: speaker utterance
+- attack key; the attack of bona fide lines is '-', which is BONA_FIDE_ATTACK) and audio in
+`LA/ASVspoof2019_LA_{train,dev,eval}/flac/`.
 Official splits train/dev/eval become train/val/test. The root is the folder holding LA/ or LA/ itself.
 The organisers' ASV scores (`ASVspoof2019_LA_asv_scores/*.gi.trl.scores.txt`) feed min t-DCF."""
 from __future__ import annotations
@@ -8,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_detector.datasets.common import (BONA_FIDE_ATTACK, Problem, audio_by_stem, join_audio, label_of,
-                                               make_table, read_protocol)
+from deepfake_detector.datasets.common import (Problem, audio_by_stem, concat, join_audio, labels_of, make_table,
+                                               protocol_frame, read_protocol)
 
 NAME = "asvspoof2019_la"
 DESCRIPTION = "ASVspoof 2019 LA (LA/ASVspoof2019_LA_cm_protocols + ASVspoof2019_LA_{train,dev,eval}/flac)"
@@ -34,19 +36,18 @@ def detect(root: Path) -> bool:
 
 def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
     corpus = corpus_dir(root)
-    rows, problems = [], []
+    frames, problems = [], []
     for split, (protocol_name, audio_name, _) in SPLITS.items():
         protocol = corpus / PROTOCOL_FOLDER / protocol_name
         if not protocol.is_file():
             continue
-        records = [{"key": fields[1], "line": number, "label": label_of(fields[4], f"{protocol} line {number}"),
-                    "split": split, "group": fields[0], "attack": fields[3] if fields[3] != "-" else BONA_FIDE_ATTACK}
-                   for number, fields in read_protocol(protocol, min_fields=5)]
+        frame = protocol_frame(read_protocol(protocol, min_fields=5), {"group": 0, "key": 1, "attack": 3, "word": 4})
+        frame = frame.assign(label=labels_of(frame["word"], protocol, frame["line"]), split=split)
         audio_folder = corpus / audio_name / "flac"
-        found, missing = join_audio(records, audio_by_stem(audio_folder), protocol, audio_folder)
-        rows += found
+        found, missing = join_audio(frame, audio_by_stem(audio_folder), protocol, audio_folder)
+        frames.append(found)
         problems += missing
-    return make_table(rows), problems
+    return make_table(concat(frames)), problems
 
 
 def asv_score_file(root: Path, split: str) -> Path | None:

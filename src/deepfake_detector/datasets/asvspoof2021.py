@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_detector.datasets.common import (BONA_FIDE_ATTACK, Problem, audio_by_stem, find_named, join_audio,
-                                               label_of, make_table, read_protocol)
+from deepfake_detector.datasets.common import (BONA_FIDE_ATTACK, Problem, audio_by_stem, concat, find_named,
+                                               join_audio, labels_of, make_table, protocol_frame, read_protocol)
 
 NAME = "asvspoof2021"
 DESCRIPTION = "ASVspoof 2021 LA/DF eval (ASVspoof2021_{LA,DF}_eval*/flac + keys/{LA,DF}/CM/trial_metadata.txt)"
@@ -45,25 +45,22 @@ def detect(root: Path) -> bool:
 
 
 def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
-    rows, problems = [], []
+    frames, problems = [], []
     for track, keys in sorted(key_files(root).items()):
         folders = audio_folders(root, track)
         if not folders:
             continue
-        records = [_record(track, number, fields, keys) for number, fields in read_protocol(keys, min_fields=8)]
+        frame = protocol_frame(read_protocol(keys, min_fields=8), {
+            "group": 0, "key": 1, "codec": 2, "condition": 3, "attack": 4, "word": 5, "trim": 6, "subset": 7,
+            "vocoder": 8})
+        frame["label"] = labels_of(frame["word"], keys, frame["line"])
+        frame.loc[(frame["label"] == "real") | (frame["attack"] == "bonafide"), "attack"] = BONA_FIDE_ATTACK
+        # The 4th column is the transmission channel in LA and the source corpus in DF; only DF names vocoders.
+        frame = frame.assign(split="test", track=track, transmission=frame["condition"] if track == "LA" else "",
+                             source=frame["condition"] if track == "DF" else "",
+                             vocoder=frame["vocoder"] if track == "DF" else "")
         audio = {stem: path for folder in folders for stem, path in audio_by_stem(folder).items()}
-        found, missing = join_audio(records, audio, keys, folders[0])
-        rows += found
+        found, missing = join_audio(frame, audio, keys, folders[0])
+        frames.append(found)
         problems += missing
-    return make_table(rows, METADATA), problems
-
-
-def _record(track: str, number: int, fields: list[str], keys: Path) -> dict:
-    label = label_of(fields[5], f"{keys} line {number}")
-    return {
-        "key": fields[1], "line": number, "label": label, "split": "test", "group": fields[0],
-        "attack": BONA_FIDE_ATTACK if label == "real" or fields[4] in ("-", "bonafide") else fields[4],
-        "track": track, "codec": fields[2],
-        "transmission": fields[3] if track == "LA" else "", "source": fields[3] if track == "DF" else "",
-        "vocoder": fields[8] if track == "DF" and len(fields) > 8 else "", "subset": fields[7], "trim": fields[6],
-    }
+    return make_table(concat(frames), METADATA), problems

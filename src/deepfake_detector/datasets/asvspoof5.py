@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_detector.datasets.common import (BONA_FIDE_ATTACK, Problem, audio_by_stem, first_existing,
-                                               join_audio, label_of, make_table, read_protocol)
+from deepfake_detector.datasets.common import (BONA_FIDE_ATTACK, Problem, audio_by_stem, concat, first_existing,
+                                               join_audio, labels_of, make_table, protocol_frame, read_protocol)
 
 NAME = "asvspoof5"
 DESCRIPTION = "ASVspoof 5 track 1 (ASVspoof5.{train,dev.track_1,eval.track_1}.tsv + flac_T|D|E*)"
@@ -28,22 +28,19 @@ def detect(root: Path) -> bool:
 
 
 def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
-    rows, problems = [], []
+    frames, problems = [], []
     for split, (protocol_name, audio_pattern) in SPLITS.items():
         protocol = protocol_path(root, protocol_name)
         if protocol is None:
             continue
         folders = sorted(root.glob(audio_pattern))
         audio = {stem: path for folder in folders for stem, path in audio_by_stem(folder, recursive=True).items()}
-        records = [_record(split, number, fields, protocol) for number, fields in read_protocol(protocol, 9)]
-        found, missing = join_audio(records, audio, protocol, folders[0] if folders else root / audio_pattern)
-        rows += found
+        frame = protocol_frame(read_protocol(protocol, 9), {"group": 0, "key": 1, "gender": 2, "codec": 3,
+                                                            "codec_q": 4, "attack": 7, "word": 8})
+        frame["label"] = labels_of(frame["word"], protocol, frame["line"])
+        frame["split"] = split
+        frame.loc[(frame["label"] == "real") | (frame["attack"] == "bonafide"), "attack"] = BONA_FIDE_ATTACK
+        found, missing = join_audio(frame, audio, protocol, folders[0] if folders else root / audio_pattern)
+        frames.append(found)
         problems += missing
-    return make_table(rows, METADATA), problems
-
-
-def _record(split: str, number: int, fields: list[str], protocol: Path) -> dict:
-    label = label_of(fields[8], f"{protocol} line {number}")
-    attack = BONA_FIDE_ATTACK if label == "real" or fields[7] in ("-", "bonafide") else fields[7]
-    return {"key": fields[1], "line": number, "label": label, "split": split, "group": fields[0], "attack": attack,
-            "gender": fields[2], "codec": fields[3], "codec_q": fields[4]}
+    return make_table(concat(frames), METADATA), problems

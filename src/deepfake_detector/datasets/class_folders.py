@@ -4,6 +4,7 @@ A class folder may hold `training/validation/testing` (or train/val/test/dev/eva
 official split. Hidden folders and loose files at the top are ignored."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,7 @@ def class_folder_rows(class_folder: Path, official_split: str) -> list[dict]:
         if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
             continue
         inner = canonical_split(path.relative_to(class_folder).parts[0]) if path.parent != class_folder else None
-        rows.append({"path": str(path.resolve()), "label": label, "split": official_split or inner or ""})
+        rows.append({"path": os.path.abspath(path), "label": label, "split": official_split or inner or ""})
     return rows
 
 

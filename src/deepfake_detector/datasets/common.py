@@ -27,10 +27,12 @@ class DatasetError(ValueError):
     """The dataset root cannot be read; str(error) is a one-line reason naming the file (and line)."""
 
 
-def label_of(word: str, where: str) -> str:
-    """'bonafide', 'bona-fide', 'spoof', ... -> 'real' / 'fake' through params.CLASS_SYNONYMS."""
-    label = CLASS_SYNONYMS.get(word.strip().lower())
+def label_of(word: str, file: Path | str, line: int | None = None) -> str:
+    """'bonafide', 'bona-fide', 'spoof', ... -> 'real' / 'fake' through params.CLASS_SYNONYMS; an unknown word is
+    an error naming the file and line."""
+    label = CLASS_SYNONYMS.get(word) or CLASS_SYNONYMS.get(word.strip().lower())
     if label is None:
+        where = f"{file} line {line}" if line is not None else str(file)
         raise DatasetError(f"{where}: unknown label '{word}'; expected one of {', '.join(sorted(CLASS_SYNONYMS))}")
     return label
 
@@ -50,11 +52,11 @@ def read_protocol(path: Path, min_fields: int) -> list[tuple[int, list[str]]]:
     return entries
 
 
-def audio_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """Audio files in `folder` (and below when `recursive`), from directory listings only: one scandir per folder
-    instead of a stat per protocol line is what keeps checking a 200k-line protocol to about a second."""
-    found: list[Path] = []
-    pending = [folder]
+def _audio_entries(folder: Path, recursive: bool) -> list[os.DirEntry]:
+    # Directory listings only, no Path object or stat per file: one scandir per folder instead of a stat per
+    # protocol line is what keeps checking a 200k-line protocol to seconds (bench/dataset_read.py).
+    found: list[os.DirEntry] = []
+    pending = [os.path.abspath(folder)]
     while pending:
         current = pending.pop()
         try:
@@ -62,46 +64,80 @@ def audio_files(folder: Path, recursive: bool = False) -> list[Path]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         for entry in entries:
-            if entry.is_dir() and recursive and not entry.name.startswith("."):
-                pending.append(Path(entry.path))
-            elif os.path.splitext(entry.name)[1].lower() in AUDIO_EXTENSIONS and entry.is_file():
-                found.append(Path(entry.path))
-    return sorted(found)
+            if recursive and not entry.name.startswith(".") and entry.is_dir():
+                pending.append(entry.path)
+            elif entry.name[entry.name.rfind("."):].lower() in AUDIO_EXTENSIONS and entry.is_file():
+                found.append(entry)
+    return found
 
 
-def audio_by_stem(folder: Path, recursive: bool = False) -> dict[str, Path]:
+def audio_files(folder: Path, recursive: bool = False) -> list[str]:
+    """Absolute paths (strings) of the audio files in `folder` (and below when `recursive`), sorted."""
+    return sorted(entry.path for entry in _audio_entries(folder, recursive))
+
+
+def audio_by_stem(folder: Path, recursive: bool = False) -> dict[str, str]:
     """Audio files keyed by file name without extension (protocols name files by that id)."""
-    return {path.stem: path for path in audio_files(folder, recursive)}
+    return {entry.name.rpartition(".")[0]: entry.path for entry in _audio_entries(folder, recursive)}
 
 
-def join_audio(records: list[dict], audio: dict[str, Path], protocol: Path, audio_folder: Path,
-               extension: str = ".flac") -> tuple[list[dict], list[Problem]]:
-    """Give each protocol record (keys 'key' = audio stem, 'line', and table fields) its audio path.
-
-    Returns the rows with audio, and problems for lines whose audio is missing and for audio in `audio_folder`
-    that no line names."""
-    rows, problems, named = [], [], set()
-    for record in records:
-        key, line = record.pop("key"), record.pop("line")
-        named.add(key)
-        path = audio.get(key)
-        if path is None:
-            problems.append((str(audio_folder / f"{key}{extension}"),
-                             f"audio missing: named by {protocol} line {line}"))
-        else:
-            rows.append({"path": str(path.resolve()), **record})
-    return rows, problems + orphan_problems(audio, named, protocol)
+def existing(paths: list[str]) -> list[bool]:
+    """Whether each absolute path is a file, from one listing per distinct folder (not one stat per path)."""
+    listings: dict[str, set[str]] = {}
+    for folder in {os.path.dirname(path) for path in paths}:
+        try:
+            listings[folder] = {entry.name for entry in os.scandir(folder) if entry.is_file()}
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            listings[folder] = set()
+    return [os.path.basename(path) in listings[os.path.dirname(path)] for path in paths]
 
 
-def orphan_problems(audio: dict[str, Path], named: set[str], protocol: Path) -> list[Problem]:
-    return [(str(path), f"audio named by no line of {protocol}") for key, path in sorted(audio.items())
-            if key not in named]
+def labels_of(words: pd.Series, file: Path, lines: pd.Series) -> pd.Series:
+    """label_of for a whole column, looking each distinct word up once; an error names the first bad line."""
+    mapping = {}
+    for word in words.unique():
+        try:
+            mapping[word] = label_of(word, file)
+        except DatasetError:
+            label_of(word, file, int(lines[words == word].iloc[0]))
+    return words.map(mapping)
 
 
-def make_table(rows: list[dict], metadata: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
-    """Rows -> a table with TABLE_COLUMNS then `metadata`; missing values become ''."""
+def protocol_frame(entries: list[tuple[int, list[str]]], fields: dict[str, int]) -> pd.DataFrame:
+    """Protocol entries -> a frame with a `line` column and one column per name in `fields` (name -> index)."""
+    frame = pd.DataFrame([[values[index] if index < len(values) else "" for index in fields.values()]
+                          for _, values in entries], columns=list(fields), dtype=object)
+    frame["line"] = [number for number, _ in entries]
+    return frame
+
+
+def join_audio(frame: pd.DataFrame, audio: dict[str, str], protocol: Path, audio_folder: Path,
+               extension: str = ".flac") -> tuple[pd.DataFrame, list[Problem]]:
+    """Give each protocol row (columns 'key' = audio stem, 'line', and table fields) its audio path.
+
+    Returns the rows with audio (a 'path' column instead of key and line), and problems for lines whose audio
+    is missing and for audio that no line names."""
+    paths = frame["key"].map(audio)
+    missing = frame[paths.isna()]
+    problems = [(str(audio_folder / f"{key}{extension}"), f"audio missing: named by {protocol} line {line}")
+                for key, line in zip(missing["key"], missing["line"])]
+    found = frame[paths.notna()].assign(path=paths[paths.notna()]).drop(columns=["key", "line"])
+    return found, problems + orphan_problems(audio, set(frame["key"]), protocol)
+
+
+def orphan_problems(audio: dict[str, str], named: set[str], protocol: Path) -> list[Problem]:
+    return [(audio[key], f"audio named by no line of {protocol}") for key in sorted(audio.keys() - named)]
+
+
+def make_table(rows: list[dict] | pd.DataFrame, metadata: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Row dicts (or a frame) -> a table with TABLE_COLUMNS then `metadata`; missing values become ''."""
     columns = TABLE_COLUMNS + [column for column in metadata if column not in TABLE_COLUMNS]
-    return pd.DataFrame(rows, columns=columns).astype(object).fillna("").astype(str)
+    table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    return table.reindex(columns=columns).astype(object).fillna("").astype(str)
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def first_existing(*candidates: Path) -> Path | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepfake_detector.data.splits import SPLIT_SYNONYMS, canonical_split
-from deepfake_detector.datasets.common import DatasetError, Problem, label_of, make_table
+from deepfake_detector.datasets.common import DatasetError, Problem, existing, label_of, make_table
 
 NAME = "csv_manifest"
 DESCRIPTION = "a .csv file with columns path,label[,split,group,attack,<metadata>...], paths relative to it"
@@ -29,23 +29,24 @@ def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
     if missing:
         raise DatasetError(f"{root} lacks column(s) {missing}; it needs 'path' and 'label'")
     metadata = [column for column in manifest.columns if column not in ("path", "label") + OPTIONAL]
+    base = os.path.dirname(os.path.abspath(root))
+    paths = [os.path.abspath(os.path.join(base, path)) for path in manifest["path"]]  # absolute paths stay
     rows, problems = [], []
-    for index, record in enumerate(manifest.to_dict("records")):
-        where = f"{root} line {index + 2}"  # line 1 is the header
-        path = Path(record["path"]) if os.path.isabs(record["path"]) else root.parent / record["path"]
-        row = {**record, "path": str(path.resolve()), "label": label_of(record["label"], where),
-               "split": _split_of(record.get("split", ""), where)}
-        if not record["path"] or not path.is_file():
-            problems.append((str(path), f"audio missing: named by {where}"))
-        else:
+    for index, (record, path, exists) in enumerate(zip(manifest.to_dict("records"), paths, existing(paths))):
+        line = index + 2  # line 1 is the header
+        row = {**record, "path": path, "label": label_of(record["label"], root, line),
+               "split": _split_of(record.get("split", ""), root, line)}
+        if record["path"] and exists:
             rows.append(row)
+        else:
+            problems.append((path, f"audio missing: named by {root} line {line}"))
     return make_table(rows, metadata), problems
 
 
-def _split_of(word: str, where: str) -> str:
+def _split_of(word: str, root: Path, line: int) -> str:
     if not word.strip():
         return ""
     split = canonical_split(word)
     if split is None:
-        raise DatasetError(f"{where}: unknown split '{word}'; expected one of {', '.join(SPLIT_SYNONYMS)}")
+        raise DatasetError(f"{root} line {line}: unknown split '{word}'; expected one of {', '.join(SPLIT_SYNONYMS)}")
     return split

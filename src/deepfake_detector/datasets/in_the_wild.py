@@ -42,8 +42,9 @@ def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
             if len(fields) < 3:
                 raise DatasetError(f"{meta} line {number}: {len(fields)} field(s), expected file,speaker,label")
             file_name, speaker, word = (field.strip() for field in fields[:3])
-            label = label_of(word, f"{meta} line {number}")
+            label = label_of(word, meta, number)
             records.append({"key": Path(file_name).stem, "line": number, "label": label, "split": "",
                             "group": speaker, "attack": BONA_FIDE_ATTACK if label == "real" else ""})
-    rows, problems = join_audio(records, audio_by_stem(folder), meta, folder, extension=".wav")
-    return make_table(rows), problems
+    frame = pd.DataFrame(records, columns=["key", "line", "label", "split", "group", "attack"])
+    found, problems = join_audio(frame, audio_by_stem(folder), meta, folder, extension=".wav")
+    return make_table(found), problems

@@ -6,11 +6,12 @@ attack = the TTS model folder, metadata language (and architecture where meta.cs
 for reals and the model for fakes (a model's voice is its speaker), so no voice is in two splits."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
-from deepfake_detector.datasets.common import BONA_FIDE_ATTACK, Problem, audio_by_stem, audio_files, make_table
+from deepfake_detector.datasets.common import BONA_FIDE_ATTACK, Problem, audio_files, make_table
 
 NAME = "mlaad"
 DESCRIPTION = "MLAAD fake/<language>/<model>/ + M-AILABS reals (mailabs/<lang>/by_book/<gender>/<speaker>/...)"
@@ -58,14 +59,15 @@ def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
     rows, problems = [], []
     for model in model_folders(root):
         known = architectures(model)
-        rows += [{"path": str(path.resolve()), "label": "fake", "split": "", "group": f"model:{model.name}",
-                  "attack": model.name, "language": model.parent.name, "architecture": known.get(path.name, "")}
-                 for _, path in sorted(audio_by_stem(model, recursive=True).items())]
+        rows += [{"path": path, "label": "fake", "split": "", "group": f"model:{model.name}", "attack": model.name,
+                  "language": model.parent.name, "architecture": known.get(os.path.basename(path), "")}
+                 for path in audio_files(model, recursive=True)]
     for book in real_books(root):
         language = book.parent.name.split("_")[0]
         for path in audio_files(book, recursive=True):
-            speaker = path.relative_to(book).parts[1] if len(path.relative_to(book).parts) > 2 else "unknown"
-            rows.append({"path": str(path.resolve()), "label": "real", "split": "", "group": f"speaker:{speaker}",
+            parts = Path(os.path.relpath(path, os.path.abspath(book))).parts  # <gender>/<speaker>/<book>/wavs/x
+            speaker = parts[1] if len(parts) > 2 else "unknown"
+            rows.append({"path": path, "label": "real", "split": "", "group": f"speaker:{speaker}",
                          "attack": BONA_FIDE_ATTACK, "language": language, "architecture": ""})
     if not real_books(root):
         problems.append((str(root / "mailabs"), "no real clips: put M-AILABS (<lang>/by_book/...) in mailabs/ "

@@ -38,12 +38,12 @@ def read(root: Path) -> tuple[pd.DataFrame, list[Problem]]:
     for folder in sorted(path for path in (root / GENERATED).iterdir() if path.is_dir()):
         corpus = corpus_of(folder.name)
         vocoder = folder.name[len(corpus) + 1:] if folder.name.lower().startswith(corpus) else folder.name
-        rows += [{"path": str(path.resolve()), "label": "fake", "split": "", "group": f"{corpus}:{utterance(stem)}",
+        rows += [{"path": path, "label": "fake", "split": "", "group": f"{corpus}:{utterance(stem)}",
                   "attack": folder.name, "vocoder": vocoder, "language": REAL_CORPORA[corpus][0]}
                  for stem, path in sorted(audio_by_stem(folder, recursive=True).items())]
     for corpus, (language, patterns) in REAL_CORPORA.items():
         folders = [folder for pattern in patterns for folder in sorted(root.glob(pattern))]
-        rows += [{"path": str(path.resolve()), "label": "real", "split": "", "group": f"{corpus}:{stem}",
+        rows += [{"path": path, "label": "real", "split": "", "group": f"{corpus}:{stem}",
                   "attack": BONA_FIDE_ATTACK, "vocoder": "", "language": language}
                  for folder in folders for stem, path in sorted(audio_by_stem(folder).items())]
     if not any(row["label"] == "real" for row in rows):

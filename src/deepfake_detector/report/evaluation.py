@@ -29,7 +29,8 @@ GROUP_COLUMNS = ("speaker_or_system", "source", "corpus")
 SCORE_COLUMNS = ["file", "label", "p_fake", "error"]
 BREAKDOWN_COLUMNS = ["column", "value", "n", "n_real", "n_fake", "accuracy", "eer", "roc_auc"]
 ATTACK_COLUMNS = ["attack", "n_fake", "n_real", "eer", "roc_auc", "missed_at_threshold"]
-# A metadata column with more values than this (durations, hashes, transcripts) is not a condition.
+# A metadata column with more values than this, or than half its rows (hashes, transcripts), is not a condition;
+# nor is a column of fractional numbers (durations).
 MAX_CONDITION_VALUES = 50
 
 
@@ -48,7 +49,7 @@ def load_labelled_data(data: Path, split: str | None = None, layout: str | None 
     except datasets.DatasetError as error:
         raise EvaluationError(str(error)) from error
     layout = table.attrs["layout"]
-    base = data if data.is_dir() else data.parent
+    base = os.path.abspath(data if data.is_dir() else data.parent)
     table.insert(0, "file", [os.path.relpath(path, base) for path in table["path"]])
     if split is not None:
         if canonical_split(split) is None:
@@ -80,8 +81,14 @@ def condition_columns(scored: pd.DataFrame) -> list[str]:
     """Columns to break the metrics down by: the legacy group columns and every dataset metadata column."""
     fixed = set(SCORE_COLUMNS) | set(datasets.TABLE_COLUMNS)
     metadata = [column for column in scored.columns if column not in fixed
-                and 1 < scored[column].nunique() <= min(MAX_CONDITION_VALUES, len(scored) - 1)]
+                and 1 < scored[column].nunique() <= min(MAX_CONDITION_VALUES, len(scored) // 2)
+                and not _is_measurement(scored[column])]
     return list(dict.fromkeys([column for column in GROUP_COLUMNS if column in scored.columns] + metadata))
+
+
+def _is_measurement(values: pd.Series) -> bool:
+    numbers = pd.to_numeric(values, errors="coerce")
+    return bool(numbers.notna().all() and (numbers != numbers.round()).any())
 
 
 def attack_breakdown(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -161,7 +168,8 @@ def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, titl
              "breakdown": breakdown.replace({np.nan: None}).to_dict("records"),
              "per_attack": attacks.replace({np.nan: None}).to_dict("records"), "min_tdcf": tdcf}
     if len(failed):
-        extra["warnings"] = extra.get("warnings", []) + [f"{len(failed)} file(s) could not be scored and are not in the metrics"]
+        extra["warnings"] = extra.get("warnings", []) + [
+            f"{len(failed)} file(s) could not be scored and are not in the metrics"]
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     atomic_write_text(out_dir / "breakdown.csv", breakdown.to_csv(index=False))
     if not attacks.empty:

@@ -1,6 +1,8 @@
 """Stage 1: spectrogram rendering, input layouts, bad input handling, resumable reruns and the CLI."""
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import librosa
@@ -12,7 +14,7 @@ import soundfile
 from conftest import PROJECT_ROOT, write_tone
 from deepfake_detector.data import features
 from deepfake_detector.params import Params
-from deepfake_detector.data.spectrograms import SpectrogramError, discover_sources, generate
+from deepfake_detector.data.spectrograms import SpectrogramError, discover_sources, generate, read_journal
 
 PARAMS = Params()
 SCRIPT = PROJECT_ROOT / "scripts" / "generate_spectrograms.py"
@@ -197,3 +199,70 @@ def test_cli_fails_when_nothing_renders(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: none of the 1 files")
     assert "empty" in (tmp_path / "out" / "errors.csv").read_text()
+
+
+# ---- hostile folders and kill -9 (issue 17) ------------------------------------------------------------------------
+
+def test_fifos_and_dangling_links_are_listed_in_errors_and_never_opened(tmp_path):
+    write_tone(tmp_path / "in" / "real" / "good.wav", 1.0)
+    write_tone(tmp_path / "in" / "fake" / "good.wav", 1.0, 700.0)
+    os.mkfifo(tmp_path / "in" / "real" / "stream.wav")  # opening it would block the run forever
+    (tmp_path / "in" / "fake" / "gone.flac").symlink_to(tmp_path / "missing.flac")
+    summary = run(tmp_path / "in", tmp_path / "out")
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    reasons = {Path(file).name: reason for file, reason in zip(errors["file"], errors["reason"])}
+    assert reasons == {"stream.wav": "not a regular file: a named pipe (FIFO)",
+                       "gone.flac": "file not found (dangling symbolic link)"}
+    assert (summary.rendered, summary.failed) == (2, 2)
+
+
+def _children(parent_pid: int) -> list[int]:
+    children = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent_pid:
+            children.append(int(stat_file.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its exit status is left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
+def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path):
+    for index in range(16):
+        write_tone(tmp_path / "in" / "real" / f"clip{index:02d}.wav", 8.0, 200.0 + 10 * index, noise=0.02)
+    output = tmp_path / "out"
+    renderer = subprocess.Popen([sys.executable, str(SCRIPT), "--input", str(tmp_path / "in"), "--output",
+                                 str(output), "--jobs", "2"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len({path.name.split("__")[0] for path in output.glob("images/real/*.png")}) < 3:
+            assert renderer.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        workers = _children(renderer.pid)
+        assert len(workers) == 2
+    finally:
+        renderer.kill()  # SIGKILL: no cleanup code runs in the parent
+        renderer.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in workers if _alive(pid)] == [], "pool workers outlived the killed run"
+
+    journaled = read_journal(output)
+    assert len(journaled) >= 2, "finished files were not saved as they finished"
+    summary = run(tmp_path / "in", output)
+    assert summary.reused == len(journaled) and summary.rendered == 16 - len(journaled)
+    assert not (output / "progress.jsonl").exists() and len(read_manifest(output)) == 16 * 2

@@ -13,6 +13,7 @@ import soundfile
 
 from conftest import PROJECT_ROOT, write_tone
 from deepfake_detector.data import features
+from deepfake_detector.io_utils import child_pids, pid_alive
 from deepfake_detector.params import Params
 from deepfake_detector.data.spectrograms import SpectrogramError, discover_sources, generate, read_journal
 
@@ -216,26 +217,6 @@ def test_fifos_and_dangling_links_are_listed_in_errors_and_never_opened(tmp_path
     assert (summary.rendered, summary.failed) == (2, 2)
 
 
-def _children(parent_pid: int) -> list[int]:
-    children = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent_pid:
-            children.append(int(stat_file.parent.name))
-    return children
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; only its exit status is left
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
 def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path):
@@ -251,15 +232,15 @@ def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path)
             assert renderer.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
             time.sleep(0.05)
         time.sleep(0.3)
-        workers = _children(renderer.pid)
+        workers = child_pids(renderer.pid)
         assert len(workers) == 2
     finally:
         renderer.kill()  # SIGKILL: no cleanup code runs in the parent
         renderer.wait()
     deadline = time.monotonic() + 10
-    while any(map(_alive, workers)) and time.monotonic() < deadline:
+    while any(map(pid_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert [pid for pid in workers if _alive(pid)] == [], "pool workers outlived the killed run"
+    assert [pid for pid in workers if pid_alive(pid)] == [], "pool workers outlived the killed run"
 
     journaled = read_journal(output)
     assert len(journaled) >= 2, "finished files were not saved as they finished"

@@ -78,3 +78,24 @@ def exit_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch_parent, name="exit-with-parent", daemon=True).start()
+
+
+def child_pids(parent_pid: int) -> list[int]:
+    """The live processes whose parent is `parent_pid` (Linux /proc; [] elsewhere)."""
+    children = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == parent_pid and fields[0] != "Z":
+            children.append(int(stat_file.parent.name))
+    return children
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, waiting to be reaped) counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -66,13 +66,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model: Path, port: int, temp_dir: Path, log_path: Path) -> subprocess.Popen:
-    # TMPDIR steers tempfile in the server, so every upload folder it makes lands in temp_dir.
+def start_server(model: Path, port: int, temp_dir: Path, log_path: Path,
+                 options: tuple[str, ...] = ("--uploads-per-minute", "0")) -> subprocess.Popen:
+    # TMPDIR steers tempfile in the server, so every upload folder it makes lands in temp_dir. The upload-rate
+    # guard is off by default here: every request comes from one address, and capacity is what is measured.
     environment = {**os.environ, "TMPDIR": str(temp_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "scripts" / "serve.py"), "--model", str(model),
-             "--host", "127.0.0.1", "--port", str(port)],
+             "--host", "127.0.0.1", "--port", str(port), *options],
             cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -5,6 +5,7 @@ import io
 import shutil
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_health_reports_model_version_threshold_and_device(client):
     assert health["threshold"] == 0.5
     assert health["device"] == "cpu" or "GPU" in health["device"]
     assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0,
-                                "upload_rate": {"per_minute": 120.0, "burst": 20, "in_flight": 4}}
+                                "upload_rate": {"per_minute": 120.0, "burst": 20, "in_flight": 2}}
 
 
 def test_page_and_its_assets_are_served(client):
@@ -260,7 +261,10 @@ def test_a_declared_oversized_body_is_refused_before_reading():
 # ---- concurrency ---------------------------------------------------------------------------------------------------
 
 def test_concurrent_uploads_all_succeed(make_client, tmp_path):
-    client = make_client(scoring_slots=2)
+    from deepfake_detector.serve.guard import RateLimits
+
+    # The test client is one address standing for several users: let it have them all in flight.
+    client = make_client(scoring_slots=2, rate_limits=RateLimits(in_flight=6))
     clip = write_tone(tmp_path / "clip.wav", 2.5, noise=0.05).read_bytes()
     with client, ThreadPoolExecutor(max_workers=4) as pool:
         responses = list(pool.map(lambda index: post_file(client, f"clip{index}.wav", clip), range(6)))
@@ -287,3 +291,145 @@ def test_health_answers_while_a_file_is_being_scored(make_client, tmp_path, monk
         assert not pending.done()
         release.set()
         assert pending.result(timeout=60).status_code == 200
+
+
+# ---- hostile input (issue 17) --------------------------------------------------------------------------------------
+
+def test_a_boundary_over_256_characters_is_a_json_400_not_a_500(make_client):
+    client = make_client(raise_server_exceptions=False)
+    boundary = "b" * 300
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+            f"RIFF\r\n--{boundary}--\r\n").encode()
+    response = client.post("/predict", content=body,
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert_refused(response, 400, "malformed multipart body")
+
+
+def test_a_decompression_bomb_is_refused_413_from_its_header(client):
+    from test_audio_hardening import flac_declaring
+
+    bomb = flac_declaring(192_000, 8, 1.0, 600 * 192_000)  # declares 921.6 M samples in ~0.1 MB
+    assert_refused(post_file(client, "bomb.flac", bomb), 413, "decoded size too large")
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
+def test_a_flac_without_declared_length_is_scored_like_the_command_line_does(client, model_path, tmp_path):
+    from test_audio_hardening import flac_declaring
+
+    unknown = tmp_path / "unknown.flac"
+    unknown.write_bytes(flac_declaring(16_000, 1, 2.0, 0))
+    response = post_file(client, "unknown.flac", unknown.read_bytes())
+    assert response.status_code == 200, response.text
+    expected = inference.predict_file(model_store.load_detector(model_path), unknown)
+    assert response.json()["p_fake"] == pytest.approx(expected["p_fake"], abs=1e-6)
+    assert response.json()["duration_s"] == pytest.approx(2.0)
+
+
+def test_the_rate_guard_refills_and_caps_uploads_in_flight():
+    from deepfake_detector.serve.guard import RateLimits, UploadRateGuard
+
+    now = [0.0]
+    guard = UploadRateGuard(RateLimits(per_minute=60, burst=2, in_flight=2), clock=lambda: now[0])
+    assert guard.admit("greedy") is None and guard.admit("greedy") is None
+    assert guard.admit("greedy") == pytest.approx(1.0)  # two in flight: wait
+    guard.release("greedy"), guard.release("greedy")
+    assert guard.admit("greedy") == pytest.approx(1.0)  # bucket empty: one token per second
+    assert guard.admit("polite") is None  # another client is not affected
+    now[0] = 1.0
+    assert guard.admit("greedy") is None
+
+
+def test_a_client_over_its_upload_rate_gets_429_with_retry_after(make_client, tmp_path):
+    from deepfake_detector.serve.guard import RateLimits
+
+    client = make_client(rate_limits=RateLimits(per_minute=6, burst=2, in_flight=2))
+    clip = write_tone(tmp_path / "clip.wav", 1.0).read_bytes()
+    assert [post_file(client, "c.wav", clip).status_code for _ in range(2)] == [200, 200]
+    refused = post_file(client, "c.wav", clip)
+    assert_refused(refused, 429, "too many uploads")
+    assert int(refused.headers["retry-after"]) == 10
+
+
+@pytest.fixture
+def live_server(model_path, upload_dir):
+    """A real uvicorn server on a free loopback port: (base URL, host, port)."""
+    from deepfake_detector.serve import server
+
+    def start(**options):
+        return server.serving_in_thread(service.create_app(model_path, upload_dir=upload_dir, **options))
+
+    return start
+
+
+def _raw_exchange(url: str, request: bytes, timeout: float = 30.0) -> tuple[int, dict, bytes]:
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=timeout) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_malformed_http_is_answered_in_the_json_error_shape(live_server):
+    import json
+
+    with live_server() as url:
+        status, headers, body = _raw_exchange(url, b"GET /health HTTP/1.1\r\nthis line has no colon\r\n\r\n")
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert "malformed HTTP request" in json.loads(body)["error"]
+
+
+def test_an_early_413_is_read_by_the_client_not_reset(live_server):
+    import json
+
+    payload = b"x" * (3 * 2**20)
+    body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n' + payload +
+            b"\r\n--b--\r\n")
+    request = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with live_server(max_upload_mb=0.05) as url:
+        status, headers, reply = _raw_exchange(url, request)
+    assert status == 413 and headers["connection"] == "close"
+    assert "too large" in json.loads(reply)["error"]
+
+
+def test_a_request_abandoned_while_waiting_is_never_scored(live_server, tmp_path, monkeypatch):
+    import httpx
+    import socket
+    from urllib.parse import urlsplit
+
+    scored, release = [], threading.Event()
+    real_load_and_score = inference.load_and_score
+
+    def recording_load_and_score(*args, **kwargs):
+        scored.append(args[1])
+        if len(scored) == 1:
+            release.wait(timeout=30)  # hold the only slot
+        return real_load_and_score(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "load_and_score", recording_load_and_score)
+    clip = write_tone(tmp_path / "clip.wav", 1.0).read_bytes()
+    body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="c.wav"\r\n\r\n' + clip + b"\r\n--b--\r\n")
+    with live_server(scoring_slots=1) as url, ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(httpx.post, f"{url}/predict", files={"file": ("a.wav", clip)}, timeout=60)
+        deadline = time.monotonic() + 30
+        while not scored and time.monotonic() < deadline:
+            time.sleep(0.05)
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port)) as abandoned:
+            abandoned.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                              b"boundary=b\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            time.sleep(1.0)  # received and waiting for the slot
+        time.sleep(1.0)  # the client is gone
+        release.set()
+        assert first.result(timeout=60).status_code == 200
+        time.sleep(1.0)
+    assert len(scored) == 1, "a request whose client had left was scored"

@@ -1,6 +1,8 @@
 """Stage 1: spectrogram rendering, input layouts, bad input handling, resumable reruns and the CLI."""
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import librosa
@@ -11,8 +13,9 @@ import soundfile
 
 from conftest import PROJECT_ROOT, write_tone
 from deepfake_detector.data import features
+from deepfake_detector.io_utils import child_pids, pid_alive
 from deepfake_detector.params import Params
-from deepfake_detector.data.spectrograms import SpectrogramError, discover_sources, generate
+from deepfake_detector.data.spectrograms import SpectrogramError, discover_sources, generate, read_journal
 
 PARAMS = Params()
 SCRIPT = PROJECT_ROOT / "scripts" / "generate_spectrograms.py"
@@ -229,3 +232,50 @@ def test_linear_bands_average_the_fft_bins_and_scale_joins_the_hash_only_when_no
     assert linear.feature_hash() != Params().feature_hash()
     with pytest.raises(ValueError, match="unknown frequency scale 'bark'"):
         Params(scale="bark")
+
+
+# ---- hostile folders and kill -9 (issue 17) ------------------------------------------------------------------------
+
+def test_fifos_and_dangling_links_are_listed_in_errors_and_never_opened(tmp_path):
+    write_tone(tmp_path / "in" / "real" / "good.wav", 1.0)
+    write_tone(tmp_path / "in" / "fake" / "good.wav", 1.0, 700.0)
+    os.mkfifo(tmp_path / "in" / "real" / "stream.wav")  # opening it would block the run forever
+    (tmp_path / "in" / "fake" / "gone.flac").symlink_to(tmp_path / "missing.flac")
+    summary = run(tmp_path / "in", tmp_path / "out")
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    reasons = {Path(file).name: reason for file, reason in zip(errors["file"], errors["reason"])}
+    assert reasons == {"stream.wav": "not a regular file: a named pipe (FIFO)",
+                       "gone.flac": "file not found (dangling symbolic link)"}
+    assert (summary.rendered, summary.failed) == (2, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
+def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path):
+    for index in range(16):
+        write_tone(tmp_path / "in" / "real" / f"clip{index:02d}.wav", 8.0, 200.0 + 10 * index, noise=0.02)
+    output = tmp_path / "out"
+    renderer = subprocess.Popen([sys.executable, str(SCRIPT), "--input", str(tmp_path / "in"), "--output",
+                                 str(output), "--jobs", "2"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len({path.name.split("__")[0] for path in output.glob("images/real/*.png")}) < 3:
+            assert renderer.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        workers = child_pids(renderer.pid)
+        assert len(workers) == 2
+    finally:
+        renderer.kill()  # SIGKILL: no cleanup code runs in the parent
+        renderer.wait()
+    deadline = time.monotonic() + 10
+    while any(map(pid_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in workers if pid_alive(pid)] == [], "pool workers outlived the killed run"
+
+    journaled = read_journal(output)
+    assert len(journaled) >= 2, "finished files were not saved as they finished"
+    summary = run(tmp_path / "in", output)
+    assert summary.reused == len(journaled) and summary.rendered == 16 - len(journaled)
+    assert not (output / "progress.jsonl").exists() and len(read_manifest(output)) == 16 * 2

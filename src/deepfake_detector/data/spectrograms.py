@@ -7,15 +7,20 @@ fixed columns, so splitting and evaluation can use them. Protocol lines without 
 names are listed in errors.csv beside the files that failed to render.
 
 Outputs in the output folder: `images/<class>/<stem>__<sha256[:10]>__w<NNN>.png`, `manifest.csv` (one row per
-image), `errors.csv` (one row per rejected file) and `params.json`. A rerun reuses a file's images when the
-manifest lists them with the same content hash and feature hash and they all exist, so a killed run resumes.
+image), `errors.csv` (one row per rejected file, and per audio-named entry that is not a readable regular file: FIFOs,
+dangling symlinks, unreadable folders) and `params.json`. A rerun reuses a file's images when the manifest, or
+the progress journal, lists them with the same content hash and feature hash and they all exist, so a killed run
+resumes. The journal (`progress.jsonl`) gets one line per rendered file as soon as it is done, so a kill loses
+at most the files in progress; it is folded into the manifest at the end of a run and deleted. Pool workers die
+with the run (io_utils.exit_with_parent), even when it is killed with -9.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
+import math
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,8 +30,8 @@ from tqdm import tqdm
 
 from deepfake_detector import datasets
 from deepfake_detector.data import audio, features
-from deepfake_detector.io_utils import atomic_path, sha256_file
-from deepfake_detector.params import Params
+from deepfake_detector.io_utils import atomic_path, exit_with_parent, sha256_file
+from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 
 MANIFEST_COLUMNS = [
     "png_path", "class", "source_path", "source_sha256", "window_index", "start_s", "end_s",
@@ -34,8 +39,7 @@ MANIFEST_COLUMNS = [
 ]
 ERROR_COLUMNS = ["file", "reason"]
 IMAGES_FOLDER = "images"
-# A killed run loses at most this much work: the manifest is rewritten this often while rendering.
-CHECKPOINT_SECONDS = 30.0
+JOURNAL_NAME = "progress.jsonl"
 
 
 class SpectrogramError(Exception):
@@ -83,6 +87,32 @@ def dataset_columns(rows: list[dict], table: pd.DataFrame) -> tuple[list[dict], 
     columns = [column for column in table.columns if column not in ("path", "label", "split")]
     by_path = table.set_index("path")[columns].to_dict("index")
     return [{**row, **by_path.get(row["source_path"], {})} for row in rows], columns
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    # Hidden folders (.git, .cache) are never data.
+    return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+
+
+def unusable_entries(input_dir: Path) -> list[tuple[str, str]]:
+    """(path, reason) for what a scan must skip but list: audio-named entries that are not regular files (FIFOs,
+    sockets, devices, dangling symlinks: never opened, since opening a FIFO blocks) and folders it cannot read."""
+    found = []
+
+    def unreadable_folder(error: OSError) -> None:
+        found.append((str(error.filename), f"unreadable folder: {error.strerror or error}"))
+
+    for top in _subfolders(input_dir):
+        for folder, _, names in os.walk(top, onerror=unreadable_folder):
+            for name in names:
+                path = Path(folder, name)
+                if path.suffix.lower() not in AUDIO_EXTENSIONS or path.is_file():
+                    continue
+                try:
+                    audio.check_regular_file(path, max_file_mb=math.inf)
+                except audio.AudioError as error:
+                    found.append((str(path.absolute()), str(error)))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -136,7 +166,8 @@ def _render_task(task: tuple) -> FileOutcome:
     return render_file(*task)
 
 
-def _one_thread_per_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
+    exit_with_parent(parent_pid)  # no orphans (~285 MB each) after the run is killed
     # One window's matrices are small: a second BLAS thread only spins (measured 1.6x slower in-process on a
     # busy 2-CPU machine), and pool workers already use every core.
     threadpool_limits(1)
@@ -148,7 +179,8 @@ def _outcomes(tasks: list[tuple], jobs: int):
         with threadpool_limits(1):  # restored when the run ends
             yield from map(_render_task, tasks)
         return
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_worker) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                                                initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_render_task, task) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()
@@ -174,18 +206,33 @@ def check_params_folder(output_dir: Path, params: Params, force: bool) -> None:
 
 
 def read_previous_rows(output_dir: Path) -> dict[str, list[dict]]:
-    """Manifest rows of an earlier run, grouped by source path ({} when there is none)."""
-    manifest_path = output_dir / "manifest.csv"
-    if not manifest_path.is_file():
-        return {}
-    table = pd.read_csv(manifest_path, dtype={"official_split": str, "source_sha256": str, "params_hash": str},
-                        keep_default_na=False)
-    if set(MANIFEST_COLUMNS) - set(table.columns):
-        return {}  # an older or foreign manifest: render everything again
+    """Rows of earlier runs grouped by source path: the manifest's, overridden by the journal of a killed run."""
     grouped: dict[str, list[dict]] = {}
-    for row in table.to_dict("records"):
-        grouped.setdefault(row["source_path"], []).append(row)
+    manifest_path = output_dir / "manifest.csv"
+    if manifest_path.is_file():
+        table = pd.read_csv(manifest_path, dtype={"official_split": str, "source_sha256": str, "params_hash": str},
+                            keep_default_na=False)
+        if not set(MANIFEST_COLUMNS) - set(table.columns):  # else an older or foreign manifest: render again
+            for row in table.to_dict("records"):
+                grouped.setdefault(row["source_path"], []).append(row)
+    grouped.update(read_journal(output_dir))
     return grouped
+
+
+def read_journal(output_dir: Path) -> dict[str, list[dict]]:
+    """Rows per source path from the progress journal; a line cut short by a kill is ignored."""
+    journal_path = output_dir / JOURNAL_NAME
+    entries: dict[str, list[dict]] = {}
+    if not journal_path.is_file():
+        return entries
+    with open(journal_path, encoding="utf-8") as journal:
+        for line in journal:
+            try:
+                rows = json.loads(line)
+                entries[rows[0]["source_path"]] = rows
+            except (ValueError, LookupError, TypeError):
+                continue
+    return entries
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -222,50 +269,41 @@ def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, f
     except ValueError as error:  # datasets.DatasetError: unknown layout, malformed line, --strict problem
         raise SpectrogramError(str(error)) from error
     check_params_folder(output_dir, params, force)
+    if force:
+        (output_dir / JOURNAL_NAME).unlink(missing_ok=True)
     previous = {} if force else read_previous_rows(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     params.save(output_dir / "params.json")
 
     tasks = [(source, output_dir, params, previous.get(str(source.path), [])) for source in sources]
-    outcomes = _run_with_checkpoints(tasks, jobs, output_dir, previous, progress)
+    outcomes = _run_with_journal(tasks, jobs, output_dir, progress)
 
     rows, extra_columns = dataset_columns(sort_rows([row for outcome in outcomes for row in outcome.rows]), dataset)
+    skipped = unusable_entries(input_dir)
     errors = sorted([(str(outcome.source.path), outcome.reason) for outcome in outcomes
-                     if outcome.status == "failed"] + problems)
+                     if outcome.status == "failed"] + problems + skipped)
     write_csv(output_dir / "errors.csv", [dict(zip(ERROR_COLUMNS, error)) for error in errors], ERROR_COLUMNS)
     if not rows:
         raise SpectrogramError(f"none of the {len(sources)} files could be rendered; see {output_dir / 'errors.csv'}")
     write_csv(output_dir / "manifest.csv", rows, MANIFEST_COLUMNS + extra_columns)
+    (output_dir / JOURNAL_NAME).unlink(missing_ok=True)  # folded into the manifest
     remove_stale_images(output_dir, rows)
     status = Counter(outcome.status for outcome in outcomes)
-    return RunSummary(status["rendered"], status["reused"], status["failed"], len(rows), errors, len(problems))
+    return RunSummary(status["rendered"], status["reused"], status["failed"] + len(skipped), len(rows), errors,
+                      len(problems))
 
 
-def _run_with_checkpoints(tasks, jobs, output_dir, previous, progress) -> list[FileOutcome]:
-    """Run all tasks; rewrite the manifest every CHECKPOINT_SECONDS (and on interruption) so a kill loses little."""
+def _run_with_journal(tasks, jobs, output_dir, progress) -> list[FileOutcome]:
+    """Run all tasks, appending each rendered file's rows to the journal (flushed) the moment it is done."""
     outcomes: list[FileOutcome] = []
-    last_checkpoint = time.monotonic()
-    finished = False
-    try:
+    with open(output_dir / JOURNAL_NAME, "a", encoding="utf-8") as journal:
         for outcome in tqdm(_outcomes(tasks, jobs), total=len(tasks), unit="file", disable=not progress,
                             desc="spectrograms"):
             outcomes.append(outcome)
-            if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-                _write_checkpoint(output_dir, outcomes, previous)
-                last_checkpoint = time.monotonic()
-        finished = True
-    finally:
-        if not finished:
-            _write_checkpoint(output_dir, outcomes, previous)
+            if outcome.status == "rendered":
+                journal.write(json.dumps(outcome.rows) + "\n")
+                journal.flush()  # in the kernel's hands: survives kill -9 of this process
     return outcomes
-
-
-def _write_checkpoint(output_dir: Path, outcomes: list[FileOutcome], previous: dict[str, list[dict]]) -> None:
-    # Rows of files not yet revisited stay listed, so they can still be reused after another kill.
-    done = {str(outcome.source.path) for outcome in outcomes}
-    pending = [row for path, rows in previous.items() if path not in done for row in rows]
-    rows = [row for outcome in outcomes for row in outcome.rows] + pending
-    write_csv(output_dir / "manifest.csv", sort_rows(rows), MANIFEST_COLUMNS)
 
 
 def default_jobs() -> int:

@@ -20,7 +20,7 @@ _MAX_TRACKED_CLIENTS = 10_000
 class RateLimits:
     per_minute: float = 120.0  # 0 turns the guard off
     burst: int = 20
-    in_flight: int = 4
+    in_flight: int = 2
 
     @property
     def enabled(self) -> bool:

@@ -114,14 +114,19 @@ def score_upload(detector: Detector, audio_path: Path) -> tuple[dict, np.ndarray
 
 
 async def wait_for_slot(request: Request, gate: asyncio.Semaphore) -> None:
-    """Take a scoring slot, giving up (ClientDisconnect) as soon as the client has gone away."""
-    while not await request.is_disconnected():
-        try:
-            await asyncio.wait_for(gate.acquire(), timeout=DISCONNECT_POLL_S)
-            return
-        except asyncio.TimeoutError:
-            continue
-    raise ClientDisconnect()
+    """Take a scoring slot in arrival order, giving up (ClientDisconnect) as soon as the client has gone away."""
+    # One acquire that stays queued (asyncio.Semaphore wakes waiters first come, first served): re-trying with a
+    # timeout would send the request to the back of the queue at every check.
+    acquire = asyncio.ensure_future(gate.acquire())
+    try:
+        while not (await asyncio.wait({acquire}, timeout=DISCONNECT_POLL_S))[0]:
+            if await request.is_disconnected():
+                raise ClientDisconnect()
+    except BaseException:
+        if acquire.done() and not acquire.cancelled():
+            gate.release()  # got the slot just as we gave up: hand it on
+        acquire.cancel()
+        raise
 
 
 async def drain(request: Request) -> None:

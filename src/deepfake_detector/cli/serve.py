@@ -17,6 +17,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload (default 50)")
     parser.add_argument("--max-duration-s", type=float, default=600.0,
                         help="longest accepted audio in seconds (default 600)")
+    parser.add_argument("--max-explain-windows", type=int, default=12,
+                        help="windows explained per request with ?explain= (the most suspect ones; default 12)")
     return parser.parse_args(argv)
 
 
@@ -29,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model_path = args.model or model_store.latest_model(Path("models"))
-        app = service.create_app(model_path, args.max_upload_mb, args.max_duration_s)
+        if args.max_explain_windows < 1:
+            raise ValueError("--max-explain-windows must be at least 1")
+        app = service.create_app(model_path, args.max_upload_mb, args.max_duration_s,
+                                 max_explain_windows=args.max_explain_windows)
     except (model_store.ModelError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -72,7 +72,7 @@ def test_health_reports_model_version_threshold_and_device(client):
     assert health["version"].startswith(__version__)
     assert health["threshold"] == 0.5
     assert health["device"] == "cpu" or "GPU" in health["device"]
-    assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0, "max_explain_windows": 12}
+    assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0, "max_explain_windows": 8}
 
 
 def test_page_and_its_assets_are_served(client):

@@ -127,9 +127,9 @@ def test_the_most_suspect_window_is_explained_and_the_span_marked(server_url, br
     assert page.is_visible("#explain-panel") and page.is_visible("#suspect-line")
     assert "Most suspect part" in page.inner_text("#suspect-line")
     page.wait_for_function("document.getElementById('overlay').naturalWidth > 400", timeout=10_000)
-    # The 12 most suspect of the 14 windows are explained; one of the other two says so when clicked.
+    # The 8 most suspect of the 14 windows are explained; one of the other two says so when clicked.
     result_windows = page.evaluate("fetch('/health').then(r => r.json()).then(h => h.limits.max_explain_windows)")
-    assert result_windows == 12
+    assert result_windows == 8
     page.screenshot(path=str(tmp_path / "explained.png"), full_page=True)
     page.close()
 

@@ -17,8 +17,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload (default 50)")
     parser.add_argument("--max-duration-s", type=float, default=600.0,
                         help="longest accepted audio in seconds (default 600)")
-    parser.add_argument("--max-explain-windows", type=int, default=12,
-                        help="windows explained per request with ?explain= (the most suspect ones; default 12)")
+    parser.add_argument("--max-explain-windows", type=int, default=8,
+                        help="windows explained per request with ?explain= (the most suspect ones; default 8)")
     return parser.parse_args(argv)
 
 

@@ -59,7 +59,7 @@ class Limits:
     max_upload_mb: float = 50.0
     max_duration_s: float = 600.0
     # Explaining costs one network call per window (Grad-CAM) or ~300 (occlusion): only the most suspect windows.
-    max_explain_windows: int = 12
+    max_explain_windows: int = 8
 
     @property
     def max_upload_bytes(self) -> int:
@@ -127,12 +127,12 @@ def explanation_record(detector: Detector, waveform: np.ndarray, method: str, ma
         title = f"window {window['start']:.1f}-{window['end']:.1f} s: p_fake {window['p_fake']:.3f} ({method})"
         window["overlay_png"] = _png_data_url(heatmaps.render_overlay(
             window["picture"], window["heat"], detector.params, window["start"], window["regions"], title, method,
-            size=(7.0, 4.2)))
+            size=(7.0, 3.0), spectrogram_panel=False))  # one panel: half the drawing time per window
     return heatmaps.json_ready(explanation)
 
 
 def score_upload(detector: Detector, audio_path: Path, scoring_gate: threading.BoundedSemaphore,
-                 with_spectrogram: bool, explain_method: str | None = None, max_explain_windows: int = 12) -> dict:
+                 with_spectrogram: bool, explain_method: str | None = None, max_explain_windows: int = 8) -> dict:
     """predict_file's dict for one stored upload (plus its spectrogram and explanation on request); AudioError
     -> 422."""
     with scoring_gate:  # only the decode + network steps are rationed; drawing the picture needs no model
@@ -222,7 +222,7 @@ def _warm_up(detector: Detector) -> None:
 
 
 def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: float = 600.0,
-               upload_dir: Path | None = None, scoring_slots: int = 2, max_explain_windows: int = 12) -> FastAPI:
+               upload_dir: Path | None = None, scoring_slots: int = 2, max_explain_windows: int = 8) -> FastAPI:
     """Load the detector at `model_path` once and build the app. `upload_dir` None = the system temp folder."""
     limits = Limits(max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
                     max_explain_windows=max_explain_windows)

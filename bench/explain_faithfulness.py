@@ -11,7 +11,6 @@ Also prints p(fake) of the all-neutral picture of each fake: how close each neut
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -42,12 +41,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def git_commit() -> str:
-    completed = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parent)
-    return completed.stdout.strip() or "unknown"
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from deepfake_detector.data import features
@@ -63,13 +56,14 @@ def main(argv=None) -> int:
         return 1
     pictures = [features.load_png(args.splits.parent / path) for path in fakes["png_path"]]
     base = explain.score_pictures(detector, np.stack(pictures))
-    lines = [f"# Explanation faithfulness ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, git {git_commit()})", "",
+    commit = (model_store.git_commit() or "unknown")[:7]
+    lines = [f"# Explanation faithfulness ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, git {commit})", "",
              f"Command: `python bench/explain_faithfulness.py {' '.join(argv or sys.argv[1:])}`", "",
-             f"Model `{detector.name}` ({args.model}), {len(pictures)} {args.split} fakes, mean p(fake) "
-             f"{base.mean():.3f}; delete {100 * args.fraction:g}% of pixels; random = mean of "
+             f"Model `{detector.name}` ({args.model}), {len(pictures)} {args.split} fake pictures (windows), "
+             f"mean p(fake) {base.mean():.3f}; delete {100 * args.fraction:g}% of pixels; random = mean of "
              f"{args.random_repeats} random deletions (seed {args.seed}).", "",
-             "| method | neutral | drop, top pixels | drop, random pixels | ratio top/random | fakes where top > random "
-             "| p(fake) of the all-neutral picture | s per window |",
+             "| method | neutral | drop, top pixels | drop, random pixels | ratio top/random "
+             "| fakes where top > random | p(fake) of the all-neutral picture | s per window |",
              "|---|---|---|---|---|---|---|---|"]
     for method, neutral in ROWS:
         options = {"neutral": neutral} if method == "occlusion" else {}

@@ -17,7 +17,6 @@ speaker group instead, so both carry the same joins and the same change of voice
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -44,12 +43,6 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=Path("benchmarks/spliced.md"))
     parser.add_argument("--plot", type=Path, help="write the timeline of the first spliced clip here")
     return parser.parse_args(argv)
-
-
-def git_commit() -> str:
-    completed = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parent)
-    return completed.stdout.strip() or "unknown"
 
 
 def segment_labels(curve: list[dict], fake_start_s: float, fake_end_s: float) -> np.ndarray:
@@ -128,7 +121,8 @@ def main(argv=None) -> int:
     ]
     durations = [clip.duration_s for clip, _ in spliced]
     lengths = [clip.fake_end_s - clip.fake_start_s for clip, _ in spliced]
-    lines = [f"# Spliced-clip localisation ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, git {git_commit()})", "",
+    commit = (model_store.git_commit() or "unknown")[:7]
+    lines = [f"# Spliced-clip localisation ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, git {commit})", "",
              f"Command: `python bench/spliced.py {' '.join(argv or sys.argv[1:])}`", "",
              f"Model `{detector.name}`, {params.window_s:g} s windows every {args.hop:g} s; {len(spliced)} spliced "
              f"clips and {len(controls)} controls of {np.mean(durations):.1f} s on average "

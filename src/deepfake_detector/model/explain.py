@@ -282,7 +282,9 @@ def explain_waveform(detector: Detector, waveform: np.ndarray, params: Params, m
     """
     images, windows = features.waveform_to_images(waveform, params)
     scores = score_pictures(detector, images)
-    chosen = np.arange(len(images)) if max_windows is None else np.sort(np.argsort(-scores, kind="stable")[:max_windows])
+    chosen = np.arange(len(images))
+    if max_windows is not None:
+        chosen = np.sort(np.argsort(-scores, kind="stable")[:max_windows])
     duration_s = len(waveform) / params.sample_rate
     explained = []
     for index in chosen.tolist():

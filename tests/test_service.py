@@ -73,7 +73,7 @@ def test_health_reports_model_version_threshold_and_device(client):
     assert health["version"].startswith(__version__)
     assert health["threshold"] == 0.5
     assert health["device"] == "cpu" or "GPU" in health["device"]
-    assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0,
+    assert health["limits"] == {"max_upload_mb": 50.0, "max_duration_s": 600.0, "max_explain_windows": 8,
                                 "upload_rate": {"per_minute": 120.0, "burst": 20, "in_flight": 2}}
 
 
@@ -100,6 +100,31 @@ def test_good_clip_gives_the_same_result_as_predict_file(client, model_path, tmp
     assert len(result["windows"]) == len(features.window_starts(n_samples, TINY_PARAMS)) == 4
     assert [window["start"] for window in result["windows"]] == pytest.approx([0, 1, 2, 2.5])
     assert all(0 <= window["p_fake"] <= 1 for window in result["windows"])
+
+
+@pytest.mark.parametrize("method, expected", [("gradcam", "gradcam"), ("occlusion", "occlusion"),
+                                              ("auto", "gradcam")])
+def test_explain_adds_overlays_and_regions_for_the_most_suspect_windows(make_client, tmp_path, method, expected):
+    client = make_client(max_explain_windows=2)
+    clip = write_tone(tmp_path / "clip.wav", 3.5, noise=0.05)
+    result = post_file(client, "clip.wav", clip.read_bytes(), f"?explain={method}").json()
+    explanation = result["explanation"]
+    assert explanation["method"] == expected
+    top_two = sorted(result["windows"], key=lambda window: -window["p_fake"])[:2]
+    assert sorted(w["start"] for w in explanation["windows"]) == pytest.approx(sorted(w["start"] for w in top_two))
+    for window in explanation["windows"]:
+        assert set(window) == {"index", "start", "end", "p_fake", "regions", "overlay_png"}
+        assert result["windows"][window["index"]]["start"] == pytest.approx(window["start"])
+        overlay = Image.open(io.BytesIO(base64.b64decode(window["overlay_png"].split(",", 1)[1])))
+        assert overlay.width > 400 and overlay.height > 250
+        for region in window["regions"]:
+            assert window["start"] <= region["start"] < region["end"] <= window["end"] + 1e-6
+    assert "explanation" not in post_file(client, "clip.wav", clip.read_bytes()).json()
+
+
+def test_unknown_explain_method_is_refused(client, tmp_path):
+    clip = write_tone(tmp_path / "clip.wav", 1.0)
+    assert_refused(post_file(client, "clip.wav", clip.read_bytes(), "?explain=magic"), 422, "unknown explain method")
 
 
 @pytest.mark.parametrize("audio_format", ["FLAC", "OGG", "MP3", "AIFF"])

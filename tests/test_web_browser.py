@@ -113,6 +113,24 @@ def test_desktop_upload_shows_verdict_spectrogram_and_chart(server_url, browser,
     box = page.locator("#chart").bounding_box()
     page.mouse.click(box["x"] + 48 + (box["width"] - 62) / 2, box["y"] + box["height"] / 2)
     page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 7) < 0.5", timeout=10_000)
+    # ... and shows the explanation of the window under the click (1 s windows: 6-7 s or 7-8 s).
+    caption = page.inner_text("#explain-caption")
+    assert caption.startswith(("Window 6.0 s – 7.0 s", "Window 7.0 s – 8.0 s")), caption
+    page.close()
+
+
+def test_the_most_suspect_window_is_explained_and_the_span_marked(server_url, browser, tmp_path):
+    clip = write_babble(tmp_path / "babble.wav")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server_url)
+    upload_and_wait(page, clip)
+    assert page.is_visible("#explain-panel") and page.is_visible("#suspect-line")
+    assert "Most suspect part" in page.inner_text("#suspect-line")
+    page.wait_for_function("document.getElementById('overlay').naturalWidth > 400", timeout=10_000)
+    # The 8 most suspect of the 14 windows are explained; one of the other two says so when clicked.
+    result_windows = page.evaluate("fetch('/health').then(r => r.json()).then(h => h.limits.max_explain_windows)")
+    assert result_windows == 8
+    page.screenshot(path=str(tmp_path / "explained.png"), full_page=True)
     page.close()
 
 

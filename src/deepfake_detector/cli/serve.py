@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"(default {rate.burst})")
     parser.add_argument("--uploads-in-flight", type=int, default=rate.in_flight,
                         help=f"uploads one client may have in progress at a time (default {rate.in_flight})")
+    parser.add_argument("--max-explain-windows", type=int, default=8,
+                        help="windows explained per request with ?explain= (the most suspect ones; default 8)")
     return parser.parse_args(argv)
 
 
@@ -37,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model_path = args.model or model_store.latest_model(Path("models"))
+        if args.max_explain_windows < 1:
+            raise ValueError("--max-explain-windows must be at least 1")
         rate_limits = RateLimits(args.uploads_per_minute, args.upload_burst, args.uploads_in_flight)
-        app = service.create_app(model_path, args.max_upload_mb, args.max_duration_s, rate_limits=rate_limits)
+        app = service.create_app(model_path, args.max_upload_mb, args.max_duration_s, rate_limits=rate_limits,
+                                 max_explain_windows=args.max_explain_windows)
     except (model_store.ModelError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

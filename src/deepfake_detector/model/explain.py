@@ -24,6 +24,7 @@ floor colour alongside it.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import keras
 import numpy as np
@@ -149,21 +150,37 @@ def last_feature_map_layer(network: keras.Model):
     return found
 
 
+_GRADCAM_FUNCTIONS = weakref.WeakKeyDictionary()  # keras.Model -> its traced Grad-CAM function, built once
+
+
+def _gradcam_function(network: keras.Model):
+    """A traced function picture batch -> (batch, h, w) Grad-CAM maps; tracing once makes later calls cheap."""
+    import tensorflow as tf
+
+    if network not in _GRADCAM_FUNCTIONS:
+        probe = keras.Model(network.inputs, [last_feature_map_layer(network).output, network.output])
+
+        @tf.function(reduce_retracing=True)
+        def maps_for(pictures):
+            with tf.GradientTape() as tape:
+                maps, output = probe(pictures, training=False)
+                # The logit, not the probability: a saturated sigmoid would leave almost no gradient. Summing over
+                # the batch keeps each picture's gradient its own (nothing mixes pictures in inference mode).
+                clipped = tf.clip_by_value(tf.reshape(output, [-1]), 1e-7, 1 - 1e-7)
+                target = tf.reduce_sum(tf.math.log(clipped) - tf.math.log(1.0 - clipped))
+            gradients = tape.gradient(target, maps)  # (batch, h, w, channels)
+            channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+            return tf.nn.relu(tf.reduce_sum(channel_weights * maps, axis=-1))
+
+        _GRADCAM_FUNCTIONS[network] = maps_for
+    return _GRADCAM_FUNCTIONS[network]
+
+
 def gradcam(model, picture: np.ndarray) -> np.ndarray:
     """Grad-CAM heat on the last feature map, resized bilinearly to the picture's (n_mels, frames)."""
     import tensorflow as tf
 
-    network = _keras_model(model)
-    layer = last_feature_map_layer(network)
-    probe = keras.Model(network.inputs, [layer.output, network.output])
-    with tf.GradientTape() as tape:
-        maps, output = probe(tf.constant(picture[None]), training=False)
-        # The logit, not the probability: a saturated sigmoid would leave almost no gradient.
-        clipped = tf.clip_by_value(tf.reshape(output, [-1])[0], 1e-7, 1 - 1e-7)
-        target = tf.math.log(clipped) - tf.math.log(1.0 - clipped)
-    gradients = tape.gradient(target, maps)  # (1, h, w, channels)
-    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(channel_weights * maps, axis=-1))[0]  # (h, w)
+    cam = _gradcam_function(_keras_model(model))(tf.constant(picture[None]))[0]  # (h, w)
     resized = tf.image.resize(cam[..., None], picture.shape[:2], method="bilinear")[..., 0]
     return np.asarray(resized, dtype=np.float32)
 
@@ -265,7 +282,9 @@ def explain_waveform(detector: Detector, waveform: np.ndarray, params: Params, m
     """
     images, windows = features.waveform_to_images(waveform, params)
     scores = score_pictures(detector, images)
-    chosen = np.arange(len(images)) if max_windows is None else np.sort(np.argsort(-scores, kind="stable")[:max_windows])
+    chosen = np.arange(len(images))
+    if max_windows is not None:
+        chosen = np.sort(np.argsort(-scores, kind="stable")[:max_windows])
     duration_s = len(waveform) / params.sample_rate
     explained = []
     for index in chosen.tolist():
@@ -314,12 +333,15 @@ def json_ready(explanation: dict) -> dict:
     return {**explanation, "windows": windows}
 
 
-_HZ_TICKS = (125, 250, 500, 1000, 2000, 4000, 8000)
+# Below ~1 kHz the mel scale is nearly linear, so lower ticks would crowd together.
+_HZ_TICKS = (0, 500, 1000, 2000, 4000, 8000)
 
 
 def render_overlay(picture: np.ndarray, heat: np.ndarray, params: Params, start_s: float, regions: list[dict],
-                   title: str, method: str, size: tuple[float, float] = (10.0, 5.5)) -> bytes:
-    """PNG bytes: the spectrogram with the top regions outlined (top) and the heat over a grey copy (bottom).
+                   title: str, method: str, size: tuple[float, float] = (10.0, 5.5),
+                   spectrogram_panel: bool = True) -> bytes:
+    """PNG bytes: the spectrogram with the top regions outlined (top panel, unless `spectrogram_panel` is False)
+    and the heat over a grey copy of it (bottom).
 
     Axes in seconds and Hz (mel-spaced ticks). Occlusion heat is signed (red = evidence for fake, blue = for
     real, one scale centred on 0); Grad-CAM heat is non-negative.
@@ -334,10 +356,12 @@ def render_overlay(picture: np.ndarray, heat: np.ndarray, params: Params, start_
     n_rows, n_columns = heat.shape
     extent = (start_s - step / 2, start_s + (n_columns - 0.5) * step, 0, n_rows)
     edges = band_edges_hz(params)
-    figure = Figure(figsize=size)
+    figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
-    top, bottom = figure.subplots(2, 1, sharex=True)
-    top.imshow(picture, aspect="auto", extent=extent, interpolation="nearest")
+    top, bottom = figure.subplots(2, 1, sharex=True) if spectrogram_panel else (None, figure.subplots())
+    panels = [axes for axes in (top, bottom) if axes is not None]
+    if top is not None:
+        top.imshow(picture, aspect="auto", extent=extent, interpolation="nearest")
     grey = picture_levels(picture)
     bottom.imshow(grey, aspect="auto", extent=extent, cmap="gray", interpolation="nearest")
     limit = float(np.abs(heat).max()) or 1.0
@@ -345,21 +369,21 @@ def render_overlay(picture: np.ndarray, heat: np.ndarray, params: Params, start_
     shown = bottom.imshow(np.ma.masked_where(np.abs(heat) < 0.05 * limit, heat), aspect="auto", extent=extent,
                           cmap="RdBu_r" if signed else "inferno", vmin=-limit if signed else 0.0, vmax=limit,
                           alpha=0.75, interpolation="bilinear")
-    figure.colorbar(shown, ax=[top, bottom], fraction=0.03, pad=0.01,
+    figure.colorbar(shown, ax=panels, fraction=0.03, pad=0.01,
                     label="score drop when masked" if signed else "Grad-CAM (relative)")
     band_of = lambda hz: float(np.interp(hz, edges, np.arange(len(edges))))  # noqa: E731  Hz -> row from the bottom
     for number, region in enumerate(regions, start=1):
         low, high = band_of(region["low_hz"]), band_of(region["high_hz"])
-        for axes in (top, bottom):
+        for axes in panels:
             axes.add_patch(Rectangle((region["start"], low), region["end"] - region["start"], high - low,
                                      fill=False, edgecolor="cyan", linewidth=1.5))
-        top.annotate(f"{number}: {100 * region['share']:.0f}%", (region["start"], high), color="cyan",
-                     fontsize=8, va="bottom")
+        panels[0].annotate(f"{number}: {100 * region['share']:.0f}%", (region["start"], high), color="cyan",
+                           fontsize=8, va="bottom")
     ticks = [hz for hz in _HZ_TICKS if edges[0] <= hz <= edges[-1]]
-    for axes in (top, bottom):
+    for axes in panels:
         axes.set_yticks([band_of(hz) for hz in ticks], [f"{hz / 1000:g}k" if hz >= 1000 else str(hz) for hz in ticks])
         axes.set_ylabel("frequency (Hz)")
-    top.set_title(title, fontsize=10)
+    panels[0].set_title(title, fontsize=10)
     bottom.set_xlabel("time (s)")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)

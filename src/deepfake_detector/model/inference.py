@@ -226,9 +226,10 @@ def flagged_spans(windows: list[dict], threshold: float) -> list[tuple[float, fl
     return spans
 
 
-def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: Path) -> None:
+def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: Path,
+                  known_span: tuple[float, float] | None = None) -> None:
     """Whole-file magma spectrogram on top; below, window p(fake), the score curve and its most suspect span,
-    with the windows over threshold shaded."""
+    with the windows over threshold shaded. `known_span` (a benchmark's inserted synthetic stretch) is outlined."""
     # A Figure on the Agg canvas, like reports.py: no pyplot, so no global backend state in the web service.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -259,6 +260,10 @@ def plot_timeline(result: dict, waveform: np.ndarray, params: Params, out_png: P
     if span:
         bottom.axvspan(span["start"], span["end"], ymin=0.0, ymax=0.06, color="black", linewidth=0,
                        label="most suspect span")
+    if known_span:
+        top.axvspan(*known_span, fill=False, edgecolor="lime", linewidth=2)
+        bottom.axvspan(*known_span, fill=False, edgecolor="lime", linewidth=2, hatch="//",
+                       label="inserted synthetic stretch")
     bottom.axhline(result["threshold"], color="tab:red", linestyle="--", label="threshold")
     for start, end in flagged_spans(windows, result["threshold"]):
         bottom.axvspan(start, end, color="tab:red", alpha=0.2, linewidth=0)

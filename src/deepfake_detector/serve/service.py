@@ -5,7 +5,9 @@
     GET  /          the page (src/deepfake_detector/web/)
     GET  /health    {status, model, version, threshold, device, limits, window_s}
     POST /predict   multipart field `file` -> inference.predict_file's dict for that upload
-                    (?spectrogram=true adds `spectrogram_png`, a data URL of the whole file's mel picture)
+                    (?spectrogram=true adds `spectrogram_png`, a data URL of the whole file's mel picture;
+                    ?explain=occlusion|gradcam|auto adds `explanation`: for the most suspect windows (at most
+                    Limits.max_explain_windows) a heat-map overlay PNG data URL and the top regions in s and Hz)
 
 Every refusal is a JSON body `{"error": reason}` with a 4xx status; an upload lives in a private temporary folder
 that is removed when the request ends, whatever happens. Scoring runs in worker threads behind a small semaphore,
@@ -38,6 +40,7 @@ from starlette.requests import ClientDisconnect
 
 from deepfake_detector import __version__
 from deepfake_detector.data import audio, features
+from deepfake_detector.model import explain as heatmaps
 from deepfake_detector.model import inference, model_store
 from deepfake_detector.model.model_store import Detector
 from deepfake_detector.params import Params
@@ -62,6 +65,8 @@ log = logging.getLogger("deepfake_detector.serve.service")
 class Limits:
     max_upload_mb: float = 50.0
     max_duration_s: float = 600.0
+    # Explaining costs one network call per window (Grad-CAM) or ~300 (occlusion): only the most suspect windows.
+    max_explain_windows: int = 8
 
     @property
     def max_upload_bytes(self) -> int:
@@ -105,6 +110,21 @@ def spectrogram_data_url(waveform: np.ndarray, params: Params) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _png_data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def explanation_record(detector: Detector, waveform: np.ndarray, method: str, max_windows: int) -> dict:
+    """heatmaps.explain_waveform for the most suspect windows, each with its overlay as a PNG data URL."""
+    explanation = heatmaps.explain_waveform(detector, waveform, detector.params, method, max_windows)
+    for window in explanation["windows"]:
+        title = f"window {window['start']:.1f}-{window['end']:.1f} s: p_fake {window['p_fake']:.3f} ({method})"
+        window["overlay_png"] = _png_data_url(heatmaps.render_overlay(
+            window["picture"], window["heat"], detector.params, window["start"], window["regions"], title, method,
+            size=(7.0, 3.0), spectrogram_panel=False))  # one panel: half the drawing time per window
+    return heatmaps.json_ready(explanation)
+
+
 def score_upload(detector: Detector, audio_path: Path) -> tuple[dict, np.ndarray]:
     """(predict_file's dict, waveform) for one stored upload; AudioError -> 422."""
     result, waveform = inference.load_and_score(detector, audio_path)
@@ -139,6 +159,28 @@ async def drain(request: Request) -> None:
                 return
     except (ClientDisconnect, RuntimeError):  # gone, or the stream was already consumed
         return
+
+
+def resolve_explain_method(requested: str | None, detector: Detector) -> str | None:
+    """None, a method name, or "auto": Grad-CAM (one network call per window) when the model has a convolutional
+    feature map, occlusion otherwise. An unknown name or Grad-CAM on a model without a feature map -> 422."""
+    if requested is None:
+        return None
+    if requested == "auto":
+        try:
+            heatmaps.last_feature_map_layer(detector.model)
+            return "gradcam"
+        except ValueError:
+            return "occlusion"
+    if requested not in heatmaps.METHODS:
+        raise UploadError(422, f"unknown explain method '{requested}'; choose one of: auto, "
+                               f"{', '.join(heatmaps.METHODS)}")
+    if requested == "gradcam":
+        try:
+            heatmaps.last_feature_map_layer(detector.model)
+        except ValueError as error:
+            raise UploadError(422, str(error)) from error
+    return requested
 
 
 def _scrub(reason: str, folder: Path, name: str) -> str:
@@ -198,9 +240,10 @@ def _warm_up(detector: Detector) -> None:
 
 def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: float = 600.0,
                upload_dir: Path | None = None, scoring_slots: int = 2,
-               rate_limits: RateLimits = RateLimits()) -> FastAPI:
+               rate_limits: RateLimits = RateLimits(), max_explain_windows: int = 8) -> FastAPI:
     """Load the detector at `model_path` once and build the app. `upload_dir` None = the system temp folder."""
-    limits = Limits(max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
+    limits = Limits(max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
+                    max_explain_windows=max_explain_windows)
     detector = with_limits(model_store.load_detector(Path(model_path)), limits)
     _warm_up(detector)
     scoring_gate = asyncio.Semaphore(scoring_slots)
@@ -222,7 +265,8 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
         return health
 
     @app.post("/predict")
-    async def predict(request: Request, spectrogram: bool = False):
+    async def predict(request: Request, spectrogram: bool = False, explain: str | None = None):
+        explain_method = resolve_explain_method(explain, detector)
         client = request.client.host if request.client else "unknown"
         retry_after = guard.admit(client)
         if retry_after is not None:
@@ -230,11 +274,11 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
             raise UploadError(429, "too many uploads from this client: wait and retry",
                               headers={**retry_after_header(retry_after), "Connection": "close"})
         try:
-            return await _predict(request, client, spectrogram)
+            return await _predict(request, client, spectrogram, explain_method)
         finally:
             guard.release(client)
 
-    async def _predict(request: Request, client: str, spectrogram: bool) -> dict:
+    async def _predict(request: Request, client: str, spectrogram: bool, explain_method: str | None) -> dict:
         with tempfile.TemporaryDirectory(prefix="dfd-upload-", dir=upload_dir) as folder_name:
             folder = Path(folder_name)
             name = "upload"
@@ -253,6 +297,9 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
                 await wait_for_slot(request, scoring_gate)
                 try:
                     result, waveform = await run_in_threadpool(score_upload, detector, audio_path)
+                    if explain_method:  # still holding the slot: explaining runs the network many times
+                        result["explanation"] = await run_in_threadpool(
+                            explanation_record, detector, waveform, explain_method, limits.max_explain_windows)
                 finally:
                     scoring_gate.release()
                 if spectrogram:  # drawing the picture needs no model slot

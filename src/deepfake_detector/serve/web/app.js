@@ -94,7 +94,8 @@
     const form = new FormData();
     form.append("file", file, file.name);
     const request = new XMLHttpRequest();
-    request.open("POST", "/predict?spectrogram=true");
+    // explain=auto: Grad-CAM overlays (one network call per window) for the most suspect windows.
+    request.open("POST", "/predict?spectrogram=true&explain=auto");
     request.upload.onprogress = (event) => { if (event.lengthComputable) setProgress(event.loaded / event.total); };
     request.upload.onload = setScoring;
     request.onload = () => {
@@ -138,11 +139,61 @@
     $("meter-fill").style.width = `${100 * result.p_fake}%`;
     $("meter-threshold").style.left = `calc(${100 * result.threshold}% - 1px)`;
     $("player").src = shown.audioUrl;
+    const span = result.suspect_span;
+    $("suspect-line").hidden = !span;
+    if (span) {
+      $("suspect-line").textContent = `Most suspect part: ${formatTime(span.start, 0.5)} – ${formatTime(span.end, 0.5)} ` +
+        `(probability ${percent(span.p_fake)} there, from the overlapping windows).`;
+    }
     $("result").hidden = false;
+    const explained = (result.explanation && result.explanation.windows) || [];
+    $("explain-panel").hidden = explained.length === 0;
+    if (explained.length) {
+      const top = explained.reduce((best, window) => (window.p_fake > best.p_fake ? window : best));
+      showExplanation(top.index);
+    }
     if (result.spectrogram_png) {
       const picture = new Image();
       picture.onload = () => { shown.picture = picture; redraw(); };
       picture.src = result.spectrogram_png;
+    }
+    redraw();
+  }
+
+  // ---- explanations --------------------------------------------------------------------------------------------
+
+  // The window under a time: of the windows covering it, the one whose centre is nearest.
+  function windowAt(time) {
+    let best = null;
+    shown.result.windows.forEach((span, index) => {
+      if (time < span.start || time > span.end) return;
+      const distance = Math.abs((span.start + span.end) / 2 - time);
+      if (!best || distance < best.distance) best = { index, distance };
+    });
+    return best ? best.index : null;
+  }
+
+  function showExplanation(index) {
+    const explanation = shown.result.explanation;
+    if (!explanation || index === null) return;
+    const span = shown.result.windows[index];
+    const entry = explanation.windows.find((window) => window.index === index);
+    shown.selected = index;
+    $("explain-caption").textContent = `Window ${formatTime(span.start, 0.5)} – ${formatTime(span.end, 0.5)}: ` +
+      `probability ${percent(span.p_fake)} (${explanation.method === "gradcam" ? "Grad-CAM" : "occlusion"}).`;
+    $("overlay").hidden = !entry;
+    $("regions").innerHTML = "";
+    if (!entry) {
+      $("explain-caption").append(` Only the ${explanation.windows.length} most suspect windows are explained; ` +
+        "this one is not.");
+    } else {
+      $("overlay").src = entry.overlay_png;
+      entry.regions.forEach((region) => {
+        const item = document.createElement("li");
+        item.textContent = `${region.start.toFixed(2)}–${region.end.toFixed(2)} s, ` +
+          `${Math.round(region.low_hz)}–${Math.round(region.high_hz)} Hz: ${percent(region.share)} of the map`;
+        $("regions").append(item);
+      });
     }
     redraw();
   }
@@ -253,9 +304,31 @@
     context.stroke();
     context.setLineDash([]);
 
+    drawSuspectSpan(context, axis, top, bottom);
     drawWindows(context, axis, toY);
     drawThresholdLabel(context, `threshold ${percent(result.threshold)}`, right - 2, toY(result.threshold));
     drawPlayhead(context, axis, top, bottom);
+  }
+
+  function drawSuspectSpan(context, axis, top, bottom) {
+    const span = shown.result.suspect_span;
+    if (span) {
+      // A light band over the span and a solid bar along the time axis.
+      const left = axis.toX(span.start);
+      const width = Math.max(2, axis.toX(span.end) - left);
+      context.fillStyle = "rgba(29, 27, 34, 0.08)";
+      context.fillRect(left, top, width, bottom - top);
+      context.fillStyle = cssColour("--ink");
+      context.fillRect(left, bottom - 4, width, 4);
+    }
+    if (shown.selected !== undefined && shown.selected !== null) {
+      const selected = shown.result.windows[shown.selected];
+      context.strokeStyle = cssColour("--accent");
+      context.lineWidth = 1;
+      context.setLineDash([3, 3]);
+      context.strokeRect(axis.toX(selected.start), top, axis.toX(selected.end) - axis.toX(selected.start), bottom - top);
+      context.setLineDash([]);
+    }
   }
 
   function drawThresholdLabel(context, text, x, y) {
@@ -313,8 +386,10 @@
     const canvas = event.currentTarget;
     const x = event.clientX - canvas.getBoundingClientRect().left;
     const player = $("player");
-    player.currentTime = timeAxis(canvas.clientWidth).toTime(x);
+    const time = timeAxis(canvas.clientWidth).toTime(x);
+    player.currentTime = time;
     player.play().catch(() => {});
+    if (canvas.id === "chart") showExplanation(windowAt(time));
     redraw();
   }
 

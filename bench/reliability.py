@@ -302,7 +302,7 @@ def fairness_phase(url: str, clip: bytes, concurrency: int, seconds: float) -> d
             with lock:
                 greedy.append(outcome)
             if outcome[0] == 429:
-                time.sleep(0.05)  # a refused greedy client retries at once, as an abusive one would
+                time.sleep(0.1)  # a refused greedy client ignores Retry-After and comes straight back
 
     def polite_loop():
         transport = httpx.HTTPTransport(local_address="127.0.0.2")

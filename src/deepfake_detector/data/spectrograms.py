@@ -102,16 +102,16 @@ def unusable_entries(input_dir: Path) -> list[tuple[str, str]]:
     def unreadable_folder(error: OSError) -> None:
         found.append((str(error.filename), f"unreadable folder: {error.strerror or error}"))
 
-    for top in _subfolders(input_dir):
-        for folder, _, names in os.walk(top, onerror=unreadable_folder):
-            for name in names:
-                path = Path(folder, name)
-                if path.suffix.lower() not in AUDIO_EXTENSIONS or path.is_file():
-                    continue
-                try:
-                    audio.check_regular_file(path, max_file_mb=math.inf)
-                except audio.AudioError as error:
-                    found.append((str(path.absolute()), str(error)))
+    for folder, subfolders, names in os.walk(input_dir, onerror=unreadable_folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # hidden folders are never data
+        for name in names:
+            path = Path(folder, name)
+            if path.suffix.lower() not in AUDIO_EXTENSIONS or path.is_file():
+                continue
+            try:
+                audio.check_regular_file(path, max_file_mb=math.inf)
+            except audio.AudioError as error:
+                found.append((str(path.absolute()), str(error)))
     return found
 
 

@@ -14,7 +14,8 @@ that is removed when the request ends, whatever happens. Scoring runs in worker 
 so the event loop (and /health) stays responsive while a long file is scored; a request whose client has gone
 away while it waited for a slot is dropped, not scored. A per-client upload-rate guard (serve/guard.py) answers
 429 before reading the body of a client over its share; a refusal sent before the whole body was read drains a
-bounded part of the rest and closes the connection, so the client reads the status rather than a reset.
+bounded part of the rest (closing the connection when the rest is larger), so the client reads the status rather
+than a reset.
 """
 from __future__ import annotations
 
@@ -149,16 +150,21 @@ async def wait_for_slot(request: Request, gate: asyncio.Semaphore) -> None:
         raise
 
 
-async def drain(request: Request) -> None:
-    """Read and discard what is left of the body (bounded in bytes and time), so the client sees our answer."""
+async def drain(request: Request) -> dict[str, str]:
+    """Read and discard what is left of the body (bounded in bytes and time), so the client sees our answer.
+
+    Returns the headers the refusal needs: none when the body was read to its end (the connection stays usable),
+    `Connection: close` when the drain gave up first.
+    """
     drained, deadline = 0, time.monotonic() + DRAIN_MAX_S
     try:
         async for chunk in request.stream():
             drained += len(chunk)
             if drained > DRAIN_MAX_BYTES or time.monotonic() > deadline:
-                return
+                return {"Connection": "close"}
     except (ClientDisconnect, RuntimeError):  # gone, or the stream was already consumed
-        return
+        return {"Connection": "close"}
+    return {}
 
 
 def resolve_explain_method(requested: str | None, detector: Detector) -> str | None:
@@ -270,9 +276,8 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
         client = request.client.host if request.client else "unknown"
         retry_after = guard.admit(client)
         if retry_after is not None:
-            await drain(request)
             raise UploadError(429, "too many uploads from this client: wait and retry",
-                              headers={**retry_after_header(retry_after), "Connection": "close"})
+                              headers={**retry_after_header(retry_after), **await drain(request)})
         try:
             return await _predict(request, client, spectrogram, explain_method)
         finally:
@@ -289,8 +294,7 @@ def create_app(model_path: Path, max_upload_mb: float = 50.0, max_duration_s: fl
                             request.headers.get("content-type"), request.headers.get("content-length"),
                             request.stream(), destination, limits.max_upload_bytes)
                 except UploadError as error:
-                    await drain(request)
-                    error.headers["Connection"] = "close"
+                    error.headers.update(await drain(request))
                     raise
                 name = display_name(client_name)
                 audio_path = await run_in_threadpool(inspect_upload, folder / "received", size, detector.params)

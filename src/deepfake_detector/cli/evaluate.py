@@ -43,7 +43,7 @@ def data_name(data: Path) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from deepfake_detector.model import inference
-    from deepfake_detector.report import evaluation
+    from deepfake_detector.report import evaluation, model_card
 
     try:
         detector, params = inference.detector_from_args(args, Path("models"))
@@ -54,7 +54,8 @@ def main(argv=None) -> int:
     name = args.name or "_".join(filter(None, [detector.name, data_name(args.data), args.split]))
     out_dir = args.out or Path("reports") / name
     scores = evaluation.score_table(detector, table, args.hop, args.aggregate, args.batch_size)
-    extra = {"model": detector.name, "model_path": str(detector.path), "data": str(args.data),
+    extra = {"model": detector.name, "model_path": str(detector.path),
+             "model_trained_at": detector.metadata.get("trained_at"), "data": str(args.data),
              "split": args.split, "hop_s": params.hop_s,
              "aggregate": args.aggregate, "threshold_source": "model metadata"}
     title = f"{detector.name} on {data_name(args.data)}" + (f" ({args.split})" if args.split else "")
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
     print(f"{title}: {summary['n']} files scored, {summary['n_failed']} failed{headline}, "
           f"accuracy {summary['at_threshold']['accuracy']:.3f} at threshold {detector.threshold:.4g}")
     print(f"report: {out_dir}/report.md")
+    try:  # the model's card lists every report of this model found beside this one
+        print(f"model card: {model_card.write_model_card(detector.path, out_dir.parent)}")
+    except OSError as error:
+        print(f"note: model card not updated ({error})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,10 +1,10 @@
 """Training a detector on a rendered, split spectrogram folder, then calibrating, thresholding and scoring it.
 
 Steps: seeds -> MirroredStrategy (GPUs, or the CPU split into N logical devices) -> tf.data from splits.csv ->
-fit with EarlyStopping/ModelCheckpoint on validation AUC by default, or validation loss (never accuracy: ties
-bring back a constant predictor, PITFALLS 1) -> window scores averaged per source file -> Platt calibration and
+fit with EarlyStopping on validation AUC by default, or validation loss (never accuracy: ties bring back a
+constant predictor, PITFALLS 1), restoring the best epoch's weights -> window scores averaged per source file -> Platt calibration and
 decision threshold chosen on validation files only -> test scored once -> model + metadata, metrics, per-file
-scores and plots.
+scores, plots and a model card.
 """
 from __future__ import annotations
 
@@ -20,16 +20,13 @@ import tensorflow as tf
 
 from deepfake_detector.data import augment
 from deepfake_detector.model import model_store
-from deepfake_detector.report import metrics, reports
+from deepfake_detector.report import metrics, model_card, reports
 from deepfake_detector.model.dataset import (DataError, check_trainable, class_labels, data_summary, load_data_params,
                                        load_split_table, make_dataset)
 from deepfake_detector.model.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.model.models import build_model
 from deepfake_detector.params import Params
-
-# Metrics that may choose the best epoch, and whether higher or lower is better.
-MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
 
 # Window scores of one source file are averaged into the file's score (see inference.AGGREGATES).
 AGGREGATE_RULE = "mean"
@@ -62,7 +59,7 @@ class TrainingConfig:
 
     def output_paths(self) -> dict[str, Path]:
         models, name = Path(self.models_dir), self.run_name
-        return {"model": models / f"{name}.keras", "checkpoint": models / f"{name}.checkpoint.keras",
+        return {"model": models / f"{name}.keras", "card": models / f"{name}.md",
                 "history": models / f"{name}_history.csv", "metrics": models / f"{name}_metrics.json",
                 "test_scores": models / f"{name}_test_scores.csv",
                 "history_plot": Path(self.plots_dir) / f"{name}_history.png"}
@@ -117,6 +114,13 @@ class EpochTimer(keras.callbacks.Callback):
         if self._started:
             self.train_seconds.append(time.perf_counter() - self._started)
             self._started = 0.0
+
+
+class OneBasedCSVLogger(keras.callbacks.CSVLogger):
+    """CSVLogger whose epoch column counts from 1, like the Keras progress lines, the plot and `best_epoch`."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 def throughput(n_images: int, train_seconds: list[float]) -> dict:
@@ -195,15 +199,14 @@ def choose_threshold(labels, scores, target_fpr: float | None = None) -> tuple[f
 
 def make_callbacks(config: TrainingConfig, timer: EpochTimer) -> tuple[list, keras.callbacks.EarlyStopping]:
     paths = config.output_paths()
-    if config.monitor not in MONITOR_MODES:
-        raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(MONITOR_MODES)}")
-    mode = MONITOR_MODES[config.monitor]
+    if config.monitor not in reports.MONITOR_MODES:
+        raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(reports.MONITOR_MODES)}")
+    mode = reports.MONITOR_MODES[config.monitor]
+    # restore_best_weights puts the best epoch's weights back at the end of fit() whether or not training stopped
+    # early, so no checkpoint file is needed: models/<name>.keras, saved with its metadata, is the one copy.
     early_stopping = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                                    restore_best_weights=True, verbose=1)
-    return [early_stopping, timer,
-            keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor=config.monitor, mode=mode,
-                                            save_best_only=True),
-            keras.callbacks.CSVLogger(paths["history"])], early_stopping
+    return [early_stopping, timer, OneBasedCSVLogger(paths["history"])], early_stopping
 
 
 def _write_scores_csv(files: pd.DataFrame, path: Path) -> None:
@@ -297,19 +300,22 @@ def train(config: TrainingConfig) -> dict:
                               calibration=evaluation["calibration"], threshold_rule=evaluation["threshold_rule"],
                               aggregate=AGGREGATE_RULE, data_summary=summary, data_dir=str(config.data_dir),
                               seed=config.seed, training=training, model_name=config.model_name,
-                              augment=config.augment.to_dict())
+                              augment=config.augment.to_dict(), test=evaluation["test"],
+                              validation=evaluation["validation"], warnings=evaluation["warnings"])
     _write_scores_csv(files["test"], paths["test_scores"])
     record = {"name": config.run_name, "model_name": config.model_name, "data_dir": str(config.data_dir),
               "augment": config.augment.to_dict(), **evaluation, "training": training, "data_summary": summary,
-              "paths": {key: str(path) for key, path in paths.items() if key != "checkpoint"}}
-    record["plots"] = write_plots(config, files["test"], evaluation["threshold"])
+              "paths": {key: str(path) for key, path in paths.items()}}
+    record["plots"] = write_plots(config, files["test"], evaluation["threshold"], training["best_epoch"])
+    model_card.write_model_card(paths["model"])
     atomic_write_text(paths["metrics"], json.dumps(record, indent=2, default=float) + "\n")
     return record
 
 
-def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: float) -> dict[str, str]:
+def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: float,
+                best_epoch: int) -> dict[str, str]:
     paths = config.output_paths()
-    plots = {"history": reports.plot_history(paths["history"], paths["history_plot"])}
+    plots = {"history": reports.plot_history(paths["history"], paths["history_plot"], config.monitor, best_epoch)}
     plots.update(reports.write_evaluation_plots(test_files["label"], test_files["p_fake"], threshold,
                                                 config.plots_dir, prefix=f"{config.run_name}_",
                                                 title=f"{config.run_name}, test files"))
@@ -319,7 +325,7 @@ def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: flo
 def format_summary(record: dict) -> str:
     """A few lines for the terminal: where things are and the headline test numbers."""
     test, training = record["test"], record["training"]
-    lines = [f"model:   {record['paths']['model']} (+ .json metadata)",
+    lines = [f"model:   {record['paths']['model']} (+ .json metadata, {record['paths']['card']} model card)",
              f"metrics: {record['paths']['metrics']}; per-file test scores: {record['paths']['test_scores']}",
              f"plots:   {', '.join(record['plots'].values())}",
              f"test ({test['n_real']} real, {test['n_fake']} fake files) at the validation threshold "

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from deepfake_detector.data.splits import SplitError, count_table, split_folder
+from deepfake_detector.data.splits import Info, SplitError, count_table, split_folder
 
 
 def parse_args(argv):
@@ -30,7 +30,10 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        if isinstance(warning, Info):
+            print(f"info: {warning}")
+        else:
+            print(f"warning: {warning}", file=sys.stderr)
     print(count_table(table))
     print(f"wrote {args.input / 'splits.csv'} and {args.input}/{{train,val,test}}/{{real,fake}}/")
     return 0

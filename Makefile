@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Speech synthesisers for the demo corpus, ffmpeg for m4a/aac decoding and codec augmentation.
+# Speech synthesisers for the demo corpus, ffmpeg for m4a/aac decoding and codec augmentation (these 16 packages
+# take 99 MB installed, plus the libraries they pull in; apt prints the total before installing).
 OS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
 	festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph \
 	festvox-suopuhe-lj festvox-suopuhe-mv ffmpeg
@@ -15,13 +16,22 @@ SPECS ?= spectrograms
 MODEL ?= baseline
 EPOCHS ?= 10
 PER_CLASS ?= 600
+VENV_SIZE := 2.5 GB
 
 .PHONY: setup os-packages browser demo data spectrograms split train test serve clean-outputs
 
-$(VENV)/.installed: requirements.txt
+# pip prints every package it fetches and installs; the sizes in the banner are measured (README, Quick start).
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@echo "== Python packages into $(VENV)/ from requirements.txt: TensorFlow (CPU) and Keras, librosa, scikit-learn,"
+	@echo "   pandas, matplotlib; FastAPI/uvicorn (web service); piper-tts, pyworld, pysptk (demo corpus); pytest,"
+	@echo "   playwright (tests). About $(VENV_SIZE) on disk, TensorFlow alone 1.3 GB; a first install fetches about"
+	@echo "   650 MB of wheels, compiles pyworld and pysptk, and its last step ('Installing collected packages')"
+	@echo "   prints nothing for several minutes while it unpacks them."
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	@echo "== this package, editable, so that $(VENV)/bin/deepfake-detector runs the code in src/"
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 setup: $(VENV)/.installed os-packages
@@ -30,6 +40,8 @@ setup: $(VENV)/.installed os-packages
 os-packages:
 	@bash scripts/install_os_packages.sh $(OS_PACKAGES)
 
+# `make test` installs Debian's chromium for the web page test (290 MB installed, plus its libraries; apt prints
+# the total before installing).
 browser:
 	@bash scripts/install_os_packages.sh $(BROWSER_PACKAGES)
 

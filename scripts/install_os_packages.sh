@@ -8,9 +8,11 @@ for package in "$@"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-  echo "installing OS packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  echo "== OS packages (apt-get): ${missing[*]}"
+  echo "   updating the package lists, then installing; apt prints what it fetches and sets up"
+  apt-get update -q
+  # -q keeps apt's per-file lines but drops the progress bars that flood a log; the summary shows the size.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 else
   echo "missing OS packages; run:  sudo apt-get install -y ${missing[*]}" >&2
 fi

@@ -57,11 +57,18 @@ def test_one_class_data_still_gets_a_report(tmp_path):
 
 
 def test_history_plot_from_csv_logger_columns(tmp_path):
-    history = pd.DataFrame({"epoch": [0, 1, 2], "accuracy": [0.5, 0.7, 0.9], "auc": [0.5, 0.8, 0.9],
+    history = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.5, 0.7, 0.9], "auc": [0.5, 0.8, 0.9],
                             "loss": [0.7, 0.5, 0.3], "val_accuracy": [0.5, 0.6, 0.6],
-                            "val_auc": [0.5, 0.7, 0.7], "val_loss": [0.69, 0.6, 0.65]})
+                            "val_auc": [0.5, 0.7, 0.8], "val_loss": [0.69, 0.6, 0.65]})
     history.to_csv(tmp_path / "history.csv", index=False)
     assert _is_png(reports.plot_history(tmp_path / "history.csv", tmp_path / "history.png"))
+    assert _is_png(reports.plot_history(tmp_path / "history.csv", tmp_path / "loss.png", "val_loss", kept_epoch=2))
+
+
+def test_best_epoch_follows_the_monitored_metric_and_keeps_the_first_tie():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_auc": [0.6, 0.8, 0.9, 0.9], "val_loss": [0.7, 0.5, 0.6, 0.8]})
+    assert reports.best_epoch(history, "val_auc") == 3  # the epoch EarlyStopping restores, not the lowest loss
+    assert reports.best_epoch(history, "val_loss") == 2
 
 
 def test_evaluation_plots_take_a_prefix(tmp_path):

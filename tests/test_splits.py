@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT
-from deepfake_detector.data.splits import SPLITS_COLUMNS, SplitError, check_no_leak, make_splits, split_folder
+from deepfake_detector.data.splits import (SPLITS_COLUMNS, Info, SplitError, check_no_leak, make_splits,
+                                          split_folder)
 
 SCRIPT = PROJECT_ROOT / "scripts" / "split_data.py"
 
@@ -65,6 +66,17 @@ def test_too_few_groups_warn():
     assert any("no real" in warning for warning in warnings)
 
 
+def test_identical_audio_under_both_labels_is_a_warning():
+    rows = manifest(n_real=20, n_fake=20, windows=1)
+    rows.loc[rows["source_path"] == "/data/fake/fake003.wav", "source_sha256"] = "sha-real002"
+    table, warnings = make_splits(rows, seed=5)
+    mislabelled = [warning for warning in warnings if "labelled both real and fake" in warning]
+    assert len(mislabelled) == 1 and not isinstance(mislabelled[0], Info)
+    assert "1 identical file(s)" in mislabelled[0]
+    splits = split_of(table)
+    assert splits["/data/fake/fake003.wav"] == splits["/data/real/real002.wav"]
+
+
 def test_duplicate_content_and_user_groups_stay_together():
     rows = manifest(n_real=20, n_fake=20, windows=1)
     # Same content under two names in different folders.
@@ -78,7 +90,9 @@ def test_duplicate_content_and_user_groups_stay_together():
     assert splits["/data/real/real000.wav"] == splits["/data/real/real001.wav"]
     assert splits["/data/real/real005.wav"] == splits["/data/real/real006.wav"] == splits["/data/fake/fake007.wav"]
     assert table.set_index("source_path").loc["/data/fake/fake007.wav", "group"] == "spk1"
-    assert any("both classes" in warning for warning in warnings)  # spk1 holds real and fake files
+    # spk1 holds real and fake files on purpose (the groups file says so): information, not a warning.
+    assert [type(warning) for warning in warnings if "both classes" in warning] == [Info]
+    assert not any("labelled both real and fake" in warning for warning in warnings)
     assert any("match no rendered source" in warning for warning in warnings)
     check_no_leak(table)
 

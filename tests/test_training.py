@@ -10,7 +10,7 @@ import pytest
 
 from conftest import write_tone
 from deepfake_detector.data import spectrograms
-from deepfake_detector.report import metrics
+from deepfake_detector.report import metrics, reports
 from deepfake_detector.data.augment import AugmentConfig
 from deepfake_detector.model.dataset import SPLIT_COLUMNS, data_summary, load_split_table
 from deepfake_detector.params import Params
@@ -74,9 +74,10 @@ def trained(tmp_path_factory):
 def test_smoke_run_uses_two_replicas_and_writes_every_output(trained):
     root, _, stdout = trained
     assert "MirroredStrategy: 1 worker, 2 replicas on" in stdout
-    for name in ("smoke.keras", "smoke.json", "smoke_metrics.json", "smoke_history.csv", "smoke_test_scores.csv",
-                 "smoke.checkpoint.keras"):
+    for name in ("smoke.keras", "smoke.json", "smoke.md", "smoke_metrics.json", "smoke_history.csv",
+                 "smoke_test_scores.csv"):
         assert (root / "models" / name).is_file(), name
+    assert len(list((root / "models").glob("*.keras"))) == 1  # one copy of the model, no checkpoint beside it
     for plot in ("history", "confusion", "roc", "pr", "scores"):
         assert (root / "plots" / f"smoke_{plot}.png").is_file(), plot
     assert "test EER" in stdout and "images/s" in stdout
@@ -100,6 +101,26 @@ def test_smoke_run_metadata_and_metrics(trained):
     assert any("only 2 real files" in warning for warning in record["warnings"])
     history = pd.read_csv(root / "models" / "smoke_history.csv")
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "auc", "val_auc"} <= set(history.columns)
+    assert history["epoch"].tolist() == [1, 2]  # counted like the console, the plot and best_epoch
+    assert metadata["training"]["best_epoch"] == reports.best_epoch(history, "val_auc")
+    assert metadata["test"] == record["test"] and metadata["trained_at"]
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_a_model_card_from_its_metadata(trained):
+    root, data_dir, _ = trained
+    card = (root / "models" / "smoke.md").read_text()
+    metadata = json.loads((root / "models" / "smoke.json").read_text())
+    test, train = metadata["test"], metadata["data_summary"]["train"]
+    assert card.startswith("# Model card: smoke")
+    for section in ("Intended use", "Training data", "Parameters", "Decision threshold", "In-domain figures",
+                    "Cross-dataset figures", "Known failure cases"):
+        assert f"## {section}" in card
+    low, high = test["eer_95ci"]
+    assert f"| test split | 2/2 | {test['eer']:.3f} ({low:.3f}-{high:.3f}) |" in card
+    assert (f"| train | {train['real']['files']} ({train['real']['images']}) | {train['fake']['files']} "
+            f"({train['fake']['images']}) |") in card
+    assert "None yet" in card and f"kept: epoch" not in card and f"weights of epoch {metadata['training']['best_epoch']}" in card
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def data_name(data: Path) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from deepfake_detector.model import inference
-    from deepfake_detector.report import evaluation
+    from deepfake_detector.report import evaluation, model_card
 
     try:
         detector, params = inference.detector_from_args(args, Path("models"))
@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     out_dir = args.out or Path("reports") / name
     scores = evaluation.score_table(detector, table, args.hop, args.aggregate, args.batch_size)
     problems = table.attrs["problems"]
-    extra = {"model": detector.name, "model_path": str(detector.path), "data": str(args.data),
+    extra = {"model": detector.name, "model_path": str(detector.path),
+             "model_trained_at": detector.metadata.get("trained_at"), "data": str(args.data),
              "layout": table.attrs["layout"], "split": args.split, "hop_s": params.hop_s,
              "aggregate": args.aggregate, "threshold_source": "model metadata", "dataset_problems": len(problems)}
     if problems:
@@ -78,6 +79,10 @@ def main(argv=None) -> int:
     if summary.get("min_tdcf") is not None:
         print(f"min t-DCF {summary['min_tdcf']:.4f} (organisers' ASV scores)")
     print(f"report: {out_dir}/report.md")
+    try:  # the model's card lists every report of this model found beside this one
+        print(f"model card: {model_card.write_model_card(detector.path, out_dir.parent)}")
+    except OSError as error:
+        print(f"note: model card not updated ({error})", file=sys.stderr)
     return EXIT_OK
 
 

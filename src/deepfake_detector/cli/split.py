@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from deepfake_detector.data.spectrograms import SpectrogramError
-from deepfake_detector.data.splits import SplitError, count_table, default_pairs_manifest, split_folder
+from deepfake_detector.data.splits import Info, SplitError, count_table, default_pairs_manifest, split_folder
 from deepfake_detector.datasets import add_dataset_arguments
 
 
@@ -63,7 +63,10 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        if isinstance(warning, Info):
+            print(f"info: {warning}")
+        else:
+            print(f"warning: {warning}", file=sys.stderr)
     print(count_table(table))
     if pairs is not None:
         paired = table[table["pair"] != ""]

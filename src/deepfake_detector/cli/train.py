@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="logical CPU devices for MirroredStrategy on a CPU-only machine (GPUs: all are used)")
     parser.add_argument("--patience", type=int, default=3, help="epochs without improvement of --monitor")
     parser.add_argument("--monitor", choices=["val_auc", "val_loss"], default="val_auc",
-                        help="validation metric for early stopping and the best checkpoint")
+                        help="validation metric for early stopping and the epoch whose weights are kept")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--target-fpr", type=float, default=None,
                         help="choose the threshold for this validation false-positive rate instead of the EER")

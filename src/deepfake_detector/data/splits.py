@@ -298,7 +298,7 @@ def make_splits(manifest: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 42,
     files = files[["source_path", "class", "source_sha256", "official_split"]]
     # The other files are split by the ratios among themselves; held-out files (grouped by content) go to test.
     groups = build_groups(files[~held_out_files], user_labels)
-    warnings += _conflict_warnings(groups)
+    warnings += _conflict_warnings(groups, files)
     assignment = assign_groups(groups, tuple(ratios), seed)
     for group in build_groups(files[held_out_files], {}) if held_out_files.any() else []:
         group.name = f"held-out:{group.name}"
@@ -357,12 +357,23 @@ def _check_ratios(ratios) -> None:
         raise SplitError(f"--ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
 
 
-def _conflict_warnings(groups: list[Group]) -> list[str]:
+class Info(str):
+    """A message about a deliberate property of the data: the split CLI prints it as information, not a warning."""
+
+
+def _conflict_warnings(groups: list[Group], files: pd.DataFrame) -> list[str]:
     warnings = []
+    classes_per_content = files.groupby("source_sha256")["class"].nunique()
+    mislabelled = classes_per_content[classes_per_content > 1]
+    if len(mislabelled):  # the same bytes cannot be both real and fake: a labelling mistake
+        example = files.loc[files["source_sha256"] == mislabelled.index[0], "source_path"].iloc[0]
+        warnings.append(f"{len(mislabelled)} identical file(s) are labelled both real and fake (e.g. {example}): "
+                        "check the labels; each is kept in one split")
     both_classes = [group for group in groups if len(group.class_counts) > 1]
     if both_classes:
-        warnings.append(f"{len(both_classes)} group(s) hold both classes (e.g. {both_classes[0].name}); "
-                        "each is kept in one split")
+        warnings.append(Info(f"{len(both_classes)} group(s) hold both classes (e.g. {both_classes[0].name}), as when "
+                             "fakes are made from real recordings (vocoded copies stay with their source); each "
+                             "group is kept whole in one split"))
     spread = [group for group in groups if len(group.official_splits) > 1]
     if spread:
         warnings.append(f"{len(spread)} group(s) span several official splits (e.g. {spread[0].name}); "

@@ -8,6 +8,7 @@ missing or disagrees with the network.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import platform
 import subprocess
@@ -147,6 +148,8 @@ def save_detector(model: keras.Model, model_path: Path, params: Params, threshol
         "threshold": float(threshold),
         "parameters": int(model.count_params()),
         "git_commit": git_commit(),
+        # Tells this training run from an earlier model saved under the same name (model cards match reports by it).
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
         **metadata,
     }

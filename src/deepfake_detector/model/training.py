@@ -2,10 +2,11 @@
 
 Steps: seeds -> a tf.distribute strategy (distribute.py: MirroredStrategy on GPUs or the CPU split into N logical
 devices, or MultiWorkerMirroredStrategy across machines from TF_CONFIG) -> tf.data from splits.csv ->
-fit with EarlyStopping/ModelCheckpoint on validation AUC by default, or validation loss (never accuracy: ties
-bring back a constant predictor, PITFALLS 1) -> window scores averaged per source file -> Platt calibration and
+fit with EarlyStopping on validation AUC by default, or validation loss (never accuracy: ties bring back a
+constant predictor, PITFALLS 1), restoring the best epoch's weights -> window scores averaged per source file ->
+Platt calibration and
 decision threshold chosen on validation files only -> test scored once -> model + metadata, metrics, per-file
-scores and plots.
+scores, plots and a model card.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import tensorflow as tf
 
 from deepfake_detector.data import augment
 from deepfake_detector.model import distribute, model_store
-from deepfake_detector.report import metrics, reports
+from deepfake_detector.report import metrics, model_card, reports
 from deepfake_detector.model.dataset import (DataError, check_trainable, choose_cache, class_labels, data_summary,
                                              load_data_params, load_split_table, make_dataset)
 from deepfake_detector.model.distribute import make_strategy
@@ -30,9 +31,6 @@ from deepfake_detector.model.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.model.models import build_model
 from deepfake_detector.params import Params
-
-# Metrics that may choose the best epoch, and whether higher or lower is better.
-MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
 
 # Window scores of one source file are averaged into the file's score (see inference.AGGREGATES).
 AGGREGATE_RULE = "mean"
@@ -68,7 +66,7 @@ class TrainingConfig:
 
     def output_paths(self) -> dict[str, Path]:
         models, name = Path(self.models_dir), self.run_name
-        return {"model": models / f"{name}.keras", "checkpoint": models / f"{name}.checkpoint.keras",
+        return {"model": models / f"{name}.keras", "card": models / f"{name}.md",
                 "history": models / f"{name}_history.csv", "metrics": models / f"{name}_metrics.json",
                 "test_scores": models / f"{name}_test_scores.csv", "backup": models / f"{name}.backup",
                 "history_plot": Path(self.plots_dir) / f"{name}_history.png"}
@@ -109,6 +107,13 @@ class EpochTimer(keras.callbacks.Callback):
         if self._started:
             self.train_seconds.append(time.perf_counter() - self._started)
             self._started = 0.0
+
+
+class OneBasedCSVLogger(keras.callbacks.CSVLogger):
+    """CSVLogger whose epoch column counts from 1, like the Keras progress lines, the plot and `best_epoch`."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 def throughput(n_images: int, train_seconds: list[float]) -> dict:
@@ -191,16 +196,15 @@ def make_callbacks(config: TrainingConfig, timer: EpochTimer,
     restarted multi-worker run (one worker crashed, the cluster manager restarted them all) goes on from the last
     finished epoch instead of epoch 1. Its folder is deleted when training ends normally."""
     paths = config.output_paths()
-    if config.monitor not in MONITOR_MODES:
-        raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(MONITOR_MODES)}")
-    mode = MONITOR_MODES[config.monitor]
+    if config.monitor not in reports.MONITOR_MODES:
+        raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(reports.MONITOR_MODES)}")
+    mode = reports.MONITOR_MODES[config.monitor]
+    # restore_best_weights puts the best epoch's weights back at the end of fit() whether or not training stopped
+    # early, so no checkpoint file is needed: models/<name>.keras, saved with its metadata, is the one copy.
     early_stopping = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                                    restore_best_weights=True, verbose=1)
     backup = [keras.callbacks.BackupAndRestore(str(paths["backup"]))] if resumable else []
-    return backup + [early_stopping, timer,
-                     keras.callbacks.ModelCheckpoint(paths["checkpoint"], monitor=config.monitor, mode=mode,
-                                                     save_best_only=True),
-                     keras.callbacks.CSVLogger(paths["history"], append=resumable)], early_stopping
+    return backup + [early_stopping, timer, OneBasedCSVLogger(paths["history"], append=resumable)], early_stopping
 
 
 def _write_scores_csv(files: pd.DataFrame, path: Path) -> None:
@@ -335,12 +339,14 @@ def train(config: TrainingConfig) -> dict:
                               calibration=evaluation["calibration"], threshold_rule=evaluation["threshold_rule"],
                               aggregate=AGGREGATE_RULE, data_summary=summary, data_dir=str(config.data_dir),
                               seed=config.seed, training=training, model_name=config.model_name,
-                              augment=config.augment.to_dict())
+                              augment=config.augment.to_dict(), test=evaluation["test"],
+                              validation=evaluation["validation"], warnings=evaluation["warnings"])
     _write_scores_csv(files["test"], paths["test_scores"])
     record = {"name": config.run_name, "model_name": config.model_name, "data_dir": str(config.data_dir),
               "augment": config.augment.to_dict(), **evaluation, "training": training, "data_summary": summary,
-              "paths": {key: str(path) for key, path in paths.items() if key not in ("checkpoint", "backup")}}
-    record["plots"] = write_plots(config, files["test"], evaluation["threshold"])
+              "paths": {key: str(path) for key, path in paths.items() if key != "backup"}}
+    record["plots"] = write_plots(config, files["test"], evaluation["threshold"], training["best_epoch"])
+    model_card.write_model_card(paths["model"])
     atomic_write_text(paths["metrics"], json.dumps(record, indent=2, default=float) + "\n")
     return record
 
@@ -358,9 +364,10 @@ def train_worker(config: TrainingConfig, table: pd.DataFrame, params: Params,
     return {"role": "worker", "task": distribute.task_name(strategy), "training": training}
 
 
-def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: float) -> dict[str, str]:
+def write_plots(config: TrainingConfig, test_files: pd.DataFrame, threshold: float,
+                best_epoch: int) -> dict[str, str]:
     paths = config.output_paths()
-    plots = {"history": reports.plot_history(paths["history"], paths["history_plot"])}
+    plots = {"history": reports.plot_history(paths["history"], paths["history_plot"], config.monitor, best_epoch)}
     plots.update(reports.write_evaluation_plots(test_files["label"], test_files["p_fake"], threshold,
                                                 config.plots_dir, prefix=f"{config.run_name}_",
                                                 title=f"{config.run_name}, test files"))
@@ -374,7 +381,7 @@ def format_summary(record: dict) -> str:
         return (f"{record['task']} finished {training['epochs_run']} epoch(s), steps per epoch "
                 f"{training['steps_per_epoch']}; the chief writes the model and reports")
     test = record["test"]
-    lines = [f"model:   {record['paths']['model']} (+ .json metadata)",
+    lines = [f"model:   {record['paths']['model']} (+ .json metadata, {record['paths']['card']} model card)",
              f"metrics: {record['paths']['metrics']}; per-file test scores: {record['paths']['test_scores']}",
              f"plots:   {', '.join(record['plots'].values())}",
              f"test ({test['n_real']} real, {test['n_fake']} fake files) at the validation threshold "

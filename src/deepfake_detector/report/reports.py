@@ -22,6 +22,8 @@ from deepfake_detector.params import CLASS_NAMES
 SMALL_CLASS_SIZE = 20
 CLASS_COLOURS = {"real": "tab:blue", "fake": "tab:red"}
 # File names of the evaluation plots, used with a prefix such as "<model name>_" or "".
+# Metrics that may choose the best training epoch, and whether higher or lower is better.
+MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
 PLOT_NAMES = {"confusion": "confusion.png", "roc": "roc.png", "pr": "pr.png", "scores": "scores.png"}
 
 
@@ -39,19 +41,31 @@ def _split_by_class(labels, scores) -> dict[str, np.ndarray]:
     return {name: scores[labels == index] for index, name in enumerate(CLASS_NAMES)}
 
 
-def plot_history(history_csv: Path, out_png: Path) -> Path:
-    """Accuracy and loss per epoch, training vs validation, with the lowest validation loss marked."""
+def best_epoch(history: pd.DataFrame, monitor: str) -> int:
+    """The epoch (as numbered in the history's epoch column) with the best value of `monitor`; first one on ties,
+    as EarlyStopping keeps the first."""
+    best_row = history[monitor].idxmin() if MONITOR_MODES.get(monitor) == "min" else history[monitor].idxmax()
+    return int(history["epoch"][best_row])
+
+
+def plot_history(history_csv: Path, out_png: Path, monitor: str = "val_auc", kept_epoch: int | None = None) -> Path:
+    """The monitored metric, accuracy and loss per epoch, training vs validation, with the epoch whose weights
+    were kept marked (`kept_epoch`, counted from 1 like the history CSV; by default the best `monitor` epoch)."""
     history = pd.read_csv(history_csv)
-    epochs = history["epoch"] + 1
-    figure = Figure(figsize=(10, 4))
-    for axes, metric in zip(figure.subplots(1, 2), ("accuracy", "loss")):
+    epochs = history["epoch"]
+    if kept_epoch is None and monitor in history:
+        kept_epoch = best_epoch(history, monitor)
+    watched = monitor.removeprefix("val_")
+    panels = [watched] + [metric for metric in ("accuracy", "loss") if metric != watched and metric in history]
+    figure = Figure(figsize=(5 * len(panels), 4))
+    for axes, metric in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels):
         axes.plot(epochs, history[metric], "o-", label="training")
         if f"val_{metric}" in history:
             axes.plot(epochs, history[f"val_{metric}"], "s-", label="validation")
-        if "val_loss" in history:
-            best = epochs[history["val_loss"].idxmin()]
-            axes.axvline(best, color="grey", linestyle=":", label=f"lowest val loss (epoch {best})")
-        axes.set(title=f"{metric.capitalize()} per epoch", xlabel="epoch", ylabel=metric)
+        if kept_epoch is not None:
+            axes.axvline(kept_epoch, color="grey", linestyle=":", label=f"kept: epoch {kept_epoch} (best {monitor})")
+        title = f"{metric.upper() if metric == 'auc' else metric.capitalize()} per epoch"
+        axes.set(title=title + (" (monitored)" if metric == watched else ""), xlabel="epoch", ylabel=metric)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend()
     figure.suptitle(f"Training history ({Path(history_csv).name})")

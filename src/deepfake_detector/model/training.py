@@ -286,7 +286,7 @@ def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
                    "monitor": config.monitor,
                    "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
                    "replicas": strategy.num_replicas_in_sync, "workers": distribute.worker_count(strategy),
-                   "strategy": type(strategy).__name__, "cache": cache, "steps_per_epoch": timer.steps,
+                   "strategy": distribute.strategy_name(strategy), "cache": cache, "steps_per_epoch": timer.steps,
                    "mixed_precision": config.mixed_precision, "learning_rate": config.learning_rate,
                    "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
                    **throughput(n_train, timer.train_seconds)}
@@ -352,6 +352,7 @@ def train_worker(config: TrainingConfig, table: pd.DataFrame, params: Params,
     The folder's name is fixed per task, so a restarted worker finds its BackupAndRestore state there.
     """
     scratch = Path(config.models_dir) / f".{config.run_name}.{distribute.task_name(strategy)}"
+    scratch.mkdir(parents=True, exist_ok=True)
     _, training = fit_model(dataclasses.replace(config, models_dir=scratch, plots_dir=scratch), table, params,
                             strategy)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -105,7 +105,11 @@ def mel_normalised(segments: np.ndarray, params: Params) -> np.ndarray:
 
     Row 0 is the lowest mel band. A batch of windows shares one STFT call.
     """
-    spectrum = stft(segments, params)  # (..., bins, frames)
+    return mel_from_spectrum(stft(segments, params), params)
+
+
+def mel_from_spectrum(spectrum: np.ndarray, params: Params) -> np.ndarray:
+    """(..., bins, frames) complex STFT -> (..., n_mels, frames) float32 in [0, 1] (see mel_normalised)."""
     power = mel_basis(params) @ (np.abs(spectrum) ** 2)  # (..., n_mels, frames), BLAS matmul
     windows = power.reshape(-1, *power.shape[-2:])
     normalised = np.zeros(windows.shape, dtype=np.float32)

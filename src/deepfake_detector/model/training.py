@@ -106,6 +106,12 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         # fit() runs validation through the same callbacks; the training pass of this epoch ends here.
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()  # an epoch without validation ends its training pass here
+
+    def _stop(self):
         if self._started:
             self.train_seconds.append(time.perf_counter() - self._started)
             self._started = 0.0

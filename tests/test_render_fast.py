@@ -31,16 +31,14 @@ def test_png_decodes_to_the_same_pixels_with_pillow(tmp_path):
         np.testing.assert_array_equal(np.asarray(small), image[:5, :7])
 
 
-def test_rendered_picture_is_unchanged_by_the_fast_path():
-    # The reference recipe spelled out with librosa's own STFT: the fast path must not move a single pixel.
+def test_rendered_picture_is_unchanged_by_the_fast_path(monkeypatch):
+    # The same recipe with librosa's own STFT put back: the fast path must not move a single pixel.
     params = Params()
     t = np.arange(int(5.5 * params.sample_rate)) / params.sample_rate
     waveform = (0.4 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.01 * np.cos(7 * t)).astype(np.float32)
-    images, _ = features.waveform_to_images(waveform, params)
-    segments, _ = features.split_windows(waveform, params)
-    power = features.mel_basis(params) @ (np.abs(librosa.stft(segments, n_fft=params.n_fft,
-                                                              hop_length=params.hop_length)) ** 2)
-    for image, window_power in zip(images, power):
-        decibels = np.clip(librosa.power_to_db(window_power, ref=np.max, top_db=None), -params.top_db, 0.0)
-        expected = features.colourise(((decibels + params.top_db) / params.top_db).astype(np.float32))
-        np.testing.assert_array_equal(image, expected)
+    fast, _ = features.waveform_to_images(waveform, params)
+    monkeypatch.setattr(features, "stft", lambda segments, params: librosa.stft(
+        segments, n_fft=params.n_fft, hop_length=params.hop_length))
+    reference, _ = features.waveform_to_images(waveform, params)
+    assert len(fast) == 2
+    np.testing.assert_array_equal(fast, reference)

@@ -244,3 +244,18 @@ def test_strategy_after_tensorflow_started_keeps_its_devices_or_says_why():
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "1" and lines[-1].startswith("refused: cannot split the CPU into 2 devices")
+
+
+def test_epoch_timer_counts_steps_and_times_epochs_with_or_without_validation():
+    import keras
+
+    from deepfake_detector.model.training import EpochTimer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((8, 3), "float32"), np.zeros(8, "float32")
+    for validation in ({}, {"validation_data": (x, y)}):
+        timer = EpochTimer()
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[timer], **validation)
+        assert timer.steps == [2, 2]
+        assert len(timer.train_seconds) == 2 and all(seconds > 0 for seconds in timer.train_seconds)

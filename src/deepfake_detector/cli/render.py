@@ -3,6 +3,9 @@
 Example: python scripts/generate_spectrograms.py --input data_clean --output spectrograms
          python scripts/generate_spectrograms.py --input /data/ASVspoof2019 --output spectrograms/la19
          python scripts/generate_spectrograms.py --scale linear --output spectrograms_linear
+Across N machines (or jobs) on the same input:
+    python scripts/generate_spectrograms.py --input data_clean --output shard0 --shard 0/3   # ... 1/3, 2/3
+    python scripts/generate_spectrograms.py --merge shard0 shard1 shard2 --output spectrograms
 """
 import argparse
 import sys
@@ -11,7 +14,8 @@ from pathlib import Path
 
 from deepfake_detector.datasets import add_dataset_arguments
 from deepfake_detector.params import SCALES, Params
-from deepfake_detector.data.spectrograms import SpectrogramError, default_jobs, generate
+from deepfake_detector.data.spectrograms import (SpectrogramError, default_jobs, generate, merge_shards,
+                                                 parse_shard)
 
 
 def parse_args(argv):
@@ -29,6 +33,10 @@ def parse_args(argv):
                         help="frequency axis: mel bands, or equal-width linear-frequency bands (same picture size)")
     parser.add_argument("--force", action="store_true", help="re-render everything, even unchanged files")
     add_dataset_arguments(parser)
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="render only the files whose content hash falls in shard I of N (0 <= I < N)")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="SHARD_DIR",
+                        help="join the folders of shards 0..N-1 into --output instead of rendering")
     return parser.parse_args(argv)
 
 
@@ -37,10 +45,15 @@ def main(argv=None) -> int:
     try:
         if args.window <= 0 or args.hop <= 0 or args.jobs < 1:
             raise SpectrogramError("--window and --hop must be positive and --jobs at least 1")
-        params = Params().replace(window_s=args.window, hop_s=args.hop, min_duration_s=args.min_duration,
-                                  scale=args.scale)
-        summary = generate(args.input, args.output, params, jobs=args.jobs, force=args.force, layout=args.layout,
-                           strict=args.strict)
+        if args.merge:
+            summary = merge_shards(args.merge, args.output, force=args.force)
+            print(f"merged {len(args.merge)} shards: ", end="")
+        else:
+            params = Params().replace(window_s=args.window, hop_s=args.hop, min_duration_s=args.min_duration,
+                                      scale=args.scale)
+            shard = parse_shard(args.shard) if args.shard else (0, 1)
+            summary = generate(args.input, args.output, params, jobs=args.jobs, force=args.force, shard=shard,
+                               layout=args.layout, strict=args.strict)
     except SpectrogramError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

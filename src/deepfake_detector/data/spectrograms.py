@@ -13,14 +13,19 @@ the progress journal, lists them with the same content hash and feature hash and
 resumes. The journal (`progress.jsonl`) gets one line per rendered file as soon as it is done, so a kill loses
 at most the files in progress; it is folded into the manifest at the end of a run and deleted. Pool workers die
 with the run (io_utils.exit_with_parent), even when it is killed with -9.
+
+Across machines: `generate(..., shard=(I, N))` renders only the files whose content hash falls in shard I of N
+(and writes `shard.json`); `merge_shards` joins N such folders into one.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +35,7 @@ from tqdm import tqdm
 
 from deepfake_detector import datasets
 from deepfake_detector.data import audio, features
-from deepfake_detector.io_utils import atomic_path, exit_with_parent, sha256_file
+from deepfake_detector.io_utils import atomic_path, atomic_write_text, exit_with_parent, sha256_file
 from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 
 MANIFEST_COLUMNS = [
@@ -259,8 +264,12 @@ def remove_stale_images(output_dir: Path, rows: list[dict]) -> int:
 # ---------------------------------------------------------------------------------------------- the run
 
 def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, force: bool = False,
-             progress: bool = True, layout: str | None = None, strict: bool = False) -> RunSummary:
-    """Render `input_dir` into `output_dir` (see module doc). Raises SpectrogramError when nothing can be done."""
+             progress: bool = True, layout: str | None = None, strict: bool = False,
+             shard: tuple[int, int] = (0, 1)) -> RunSummary:
+    """Render `input_dir` into `output_dir` (see module doc). Raises SpectrogramError when nothing can be done.
+
+    shard=(index, count) renders only the files of that shard (select_shard) and records it in shard.json.
+    """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.exists():
         raise SpectrogramError(f"input folder {input_dir} does not exist")
@@ -271,9 +280,13 @@ def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, f
     check_params_folder(output_dir, params, force)
     if force:
         (output_dir / JOURNAL_NAME).unlink(missing_ok=True)
+    if shard != (0, 1):
+        sources = select_shard(sources, shard, progress)
     previous = {} if force else read_previous_rows(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     params.save(output_dir / "params.json")
+    if shard != (0, 1):
+        write_shard_record(output_dir, shard, input_dir)
 
     tasks = [(source, output_dir, params, previous.get(str(source.path), [])) for source in sources]
     outcomes = _run_with_journal(tasks, jobs, output_dir, progress)
@@ -304,6 +317,119 @@ def _run_with_journal(tasks, jobs, output_dir, progress) -> list[FileOutcome]:
                 journal.write(json.dumps(outcome.rows) + "\n")
                 journal.flush()  # in the kernel's hands: survives kill -9 of this process
     return outcomes
+
+
+# ---------------------------------------------------------------------------------------------- shards
+
+SHARD_RECORD = "shard.json"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N; raises SpectrogramError naming the problem."""
+    try:
+        index_text, count_text = text.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError as error:
+        raise SpectrogramError(f"--shard takes I/N (e.g. 0/3), got '{text}'") from error
+    if not 0 <= index < count:
+        raise SpectrogramError(f"--shard {text}: I must lie in 0..N-1")
+    return index, count
+
+
+def shard_of(sha256: str, count: int) -> int:
+    """The shard a file with this content hash belongs to: its hash's leading 64 bits modulo the count."""
+    return int(sha256[:16], 16) % count
+
+
+def select_shard(sources: list[SourceFile], shard: tuple[int, int], progress: bool = True) -> list[SourceFile]:
+    """The sources whose content hash falls in `shard`, so N runs cover a folder exactly once whatever the order
+    or machine. A file that cannot be read is placed by the hash of its path instead, so one shard reports it."""
+    index, count = shard
+    chosen = []
+    for source in tqdm(sources, unit="file", desc=f"hashing for shard {index}/{count}", leave=False,
+                       disable=not progress):
+        try:
+            digest = sha256_file(source.path)
+        except OSError:
+            digest = hashlib.sha256(str(source.path).encode()).hexdigest()
+        if shard_of(digest, count) == index:
+            chosen.append(source)
+    return chosen
+
+
+def write_shard_record(output_dir: Path, shard: tuple[int, int], input_dir: Path) -> None:
+    record = {"shard": shard[0], "shards": shard[1], "input": str(Path(input_dir).resolve())}
+    atomic_write_text(output_dir / SHARD_RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def _read_shard(shard_dir: Path) -> tuple[Params, dict]:
+    for name in ("params.json", SHARD_RECORD, "manifest.csv"):
+        if not (shard_dir / name).is_file():
+            raise SpectrogramError(f"{shard_dir} is not a finished shard: {name} is missing")
+    try:
+        return Params.load(shard_dir / "params.json"), json.loads((shard_dir / SHARD_RECORD).read_text())
+    except ValueError as error:
+        raise SpectrogramError(f"{shard_dir}: unreadable params.json or {SHARD_RECORD} ({error})") from error
+
+
+def _check_shards(shard_dirs: list[Path]) -> Params:
+    """The shards' common Params; refuses other parameters, another shard count or a missing/repeated shard."""
+    records = [(shard_dir, *_read_shard(shard_dir)) for shard_dir in shard_dirs]
+    first_dir, params, _ = records[0]
+    for shard_dir, other, _ in records[1:]:
+        changed = sorted(key for key, value in params.to_dict().items() if other.to_dict()[key] != value)
+        if changed:
+            raise SpectrogramError(f"{shard_dir} was rendered with other parameters than {first_dir} "
+                                   f"({', '.join(changed)}); re-render it with the same settings")
+    counts = {record["shards"] for _, _, record in records}
+    if len(counts) != 1:
+        raise SpectrogramError(f"the shards were cut {' and '.join(map(str, sorted(counts)))} ways; merge one set")
+    count = counts.pop()
+    found = sorted(record["shard"] for _, _, record in records)
+    if found != list(range(count)):
+        missing = sorted(set(range(count)) - set(found))
+        raise SpectrogramError(f"shards of {count}: " + (f"missing {missing}" if missing else f"repeated {found}"))
+    return params
+
+
+def merge_shards(shard_dirs: list[Path], output_dir: Path, force: bool = False) -> RunSummary:
+    """Join shard folders (manifests, pictures hard-linked or copied, error lists) into `output_dir`, the one
+    folder split_data reads. Refuses shards rendered with different parameters or an incomplete set."""
+    shard_dirs, output_dir = [Path(folder) for folder in shard_dirs], Path(output_dir)
+    params = _check_shards(shard_dirs)
+    check_params_folder(output_dir, params, force)
+    rows, errors = [], []
+    for shard_dir in shard_dirs:
+        shard_rows = list(read_previous_rows(shard_dir).values())
+        for row in (row for file_rows in shard_rows for row in file_rows):
+            _link_or_copy(shard_dir / row["png_path"], output_dir / row["png_path"])
+            rows.append(row)
+        if (shard_dir / "errors.csv").is_file():
+            errors += pd.read_csv(shard_dir / "errors.csv", keep_default_na=False).to_dict("records")
+    if not rows:
+        raise SpectrogramError(f"the shards in {', '.join(map(str, shard_dirs))} list no images")
+    params.save(output_dir / "params.json")
+    errors = sorted(errors, key=lambda error: error["file"])
+    write_csv(output_dir / "errors.csv", errors, ERROR_COLUMNS)
+    dataset_extra = sorted({key for row in rows for key in row} - set(MANIFEST_COLUMNS))  # group, attack, ...
+    write_csv(output_dir / "manifest.csv", sort_rows(rows), MANIFEST_COLUMNS + dataset_extra)
+    remove_stale_images(output_dir, rows)
+    files = len({row["source_path"] for row in rows})
+    return RunSummary(rendered=0, reused=files, failed=len(errors), images=len(rows),
+                      errors=[(error["file"], error["reason"]) for error in errors])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link a shard's picture into the merged folder (same file system), else copy it atomically."""
+    if target.is_file() and target.stat().st_size == source.stat().st_size:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def default_jobs() -> int:

@@ -203,7 +203,8 @@ def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, tra
     labels = class_labels(split_table["class"]).astype(np.float32)
     index, count = shard
     if cache == "memory":
-        dataset = tf.data.Dataset.from_tensor_slices((paths, labels)).shard(count, index)
+        dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+        dataset = dataset.shard(count, index) if count > 1 else dataset
         dataset = dataset.map(_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
         if training:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -211,7 +212,7 @@ def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, tra
         order = tf.data.Dataset.range(len(paths))
         if training:
             order = order.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-        order = order.shard(count, index)
+        order = order.shard(count, index) if count > 1 else order
         if cache == "disk":
             if image_shape is None:
                 raise ValueError("the disk cache needs the picture shape")

@@ -111,10 +111,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    # TensorFlow's class behind tf.distribute.MultiWorkerMirroredStrategy is called CollectiveAllReduceStrategy.
+    return "MultiWorkerMirroredStrategy" if is_multi_worker(strategy) else type(strategy).__name__
+
+
 def describe(strategy: tf.distribute.Strategy) -> str:
     """The start-up line, e.g. 'MultiWorkerMirroredStrategy: 2 workers, 2 replicas (this is worker-1)'."""
     workers, replicas = worker_count(strategy), strategy.num_replicas_in_sync
-    line = (f"{type(strategy).__name__}: {workers} worker{'s' * (workers != 1)}, "
+    line = (f"{strategy_name(strategy)}: {workers} worker{'s' * (workers != 1)}, "
             f"{replicas} replica{'s' * (replicas != 1)}")
     if is_multi_worker(strategy):
         return line + f" (this is {task_name(strategy)}{', the chief' if is_chief(strategy) else ''})"

@@ -104,6 +104,12 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         # fit() runs validation through the same callbacks; the training pass of this epoch ends here.
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()  # an epoch without validation ends its training pass here
+
+    def _stop(self):
         if self._started:
             self.train_seconds.append(time.perf_counter() - self._started)
             self._started = 0.0
@@ -290,7 +296,7 @@ def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
                    "monitor": config.monitor,
                    "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
                    "replicas": strategy.num_replicas_in_sync, "workers": distribute.worker_count(strategy),
-                   "strategy": type(strategy).__name__, "cache": cache, "steps_per_epoch": timer.steps,
+                   "strategy": distribute.strategy_name(strategy), "cache": cache, "steps_per_epoch": timer.steps,
                    "mixed_precision": config.mixed_precision, "learning_rate": config.learning_rate,
                    "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
                    **throughput(n_train, timer.train_seconds)}
@@ -358,6 +364,7 @@ def train_worker(config: TrainingConfig, table: pd.DataFrame, params: Params,
     The folder's name is fixed per task, so a restarted worker finds its BackupAndRestore state there.
     """
     scratch = Path(config.models_dir) / f".{config.run_name}.{distribute.task_name(strategy)}"
+    scratch.mkdir(parents=True, exist_ok=True)
     _, training = fit_model(dataclasses.replace(config, models_dir=scratch, plots_dir=scratch), table, params,
                             strategy)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from deepfake_detector.data.augment import add_augment_arguments
+    from deepfake_detector.model.pairs import PAIR_LOSSES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -35,6 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots"))
     parser.add_argument("--jobs", type=int, default=1, help="worker processes rendering augmented copies")
+    parser.add_argument("--pair-batches", action="store_true",
+                        help="batches hold whole pair sets (a real clip with its copy-syntheses; splits.csv column "
+                             "'pair'); on by itself with --pair-loss")
+    parser.add_argument("--pair-loss", choices=PAIR_LOSSES, default="none",
+                        help="extra loss over pair-set batches: 'contrastive' is a supervised contrastive loss on "
+                             "the embedding (see deepfake_detector/model/pairs.py)")
+    parser.add_argument("--pair-weight", type=float, default=0.5, help="weight of the pair loss beside the BCE")
     add_augment_arguments(parser)
     return parser.parse_args(argv)
 
@@ -47,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         augment_config = config_from_args(args, args.seed)
         # Check the folder before TensorFlow is imported: its import prints log lines to stderr.
-        check_trainable(load_split_table(args.data))
+        table = load_split_table(args.data)
+        check_trainable(table)
+        if (args.pair_batches or args.pair_loss != "none") and "pair" not in table.columns:
+            raise DataError(f"{args.data / 'splits.csv'} has no 'pair' column: split with --groups beside the "
+                            "corpus' demo_manifest.csv (or --pairs MANIFEST) to train on pair sets")
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -59,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                             monitor=args.monitor,
                             learning_rate=args.learning_rate, name=args.name, models_dir=args.models_dir,
                             plots_dir=args.plots_dir, target_fpr=args.target_fpr, augment=augment_config,
-                            jobs=args.jobs)
+                            jobs=args.jobs, pair_batches=args.pair_batches, pair_loss=args.pair_loss,
+                            pair_weight=args.pair_weight)
     try:
         record = train(config)
     except (DataError, ModelError, ValueError, OSError, RuntimeError) as error:

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detector.data.features import load_png
+from deepfake_detector.data.splits import PAIR_COLUMN  # optional column: a row's pair set, '' when unpaired
 from deepfake_detector.params import CLASS_NAMES, Params
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 SPLIT_COLUMNS = ("png_path", "class", "split", "source_path", "source_sha256", "group")
-# Optional: the pair set of the row's source file (a real clip and its copy-syntheses), '' when unpaired.
-PAIR_COLUMN = "pair"
+
 SPLIT_NAMES = ("train", "val", "test")
 
 # An augmentation takes one (image uint8 (H, W, 3), label float32) pair and returns a pair of the same kind.
@@ -107,7 +107,7 @@ def check_trainable(table: pd.DataFrame) -> None:
             raise DataError(f"the {split} split has no {' or '.join(empty)} files; it needs both classes")
 
 
-def _decoder(image_shape: tuple[int, int, int] | None):
+def png_decoder(image_shape: tuple[int, int, int] | None):
     import tensorflow as tf
 
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -135,7 +135,7 @@ def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, tra
     paths = [str(Path(data_dir) / path) for path in split_table["png_path"]]
     labels = class_labels(split_table["class"]).astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    dataset = dataset.map(_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    dataset = dataset.map(png_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
     if training:
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
         if augment is not None:

@@ -19,9 +19,10 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfake_detector.data import augment
-from deepfake_detector.model import model_store
+from deepfake_detector.model import model_store, pairs
+from deepfake_detector.model.pair_loss import PairLossTrainer, classifier_of
 from deepfake_detector.report import metrics, reports
-from deepfake_detector.model.dataset import (DataError, check_trainable, class_labels, data_summary, load_data_params,
+from deepfake_detector.model.dataset import (PAIR_COLUMN, DataError, check_trainable, class_labels, data_summary, load_data_params,
                                        load_split_table, make_dataset)
 from deepfake_detector.model.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
@@ -55,6 +56,16 @@ class TrainingConfig:
     augment: augment.AugmentConfig = augment.AugmentConfig()  # training data only; none by default
     jobs: int = 1  # worker processes rendering augmented copies
     splits_csv: Path | None = None  # another split table over data_dir's PNGs; None means data_dir/splits.csv
+    # Pair sets (splits.csv column `pair`): batches holding a real clip with its copies, and an optional pair
+    # loss on the embedding (pairs.PAIR_LOSSES; "none" = binary cross-entropy alone). See model/pairs.py.
+    pair_batches: bool = False
+    pair_loss: str = "none"
+    pair_weight: float = 0.5
+
+    @property
+    def uses_pairs(self) -> bool:
+        """A pair loss needs pair-set batches, so it turns them on."""
+        return self.pair_batches or self.pair_loss != "none"
 
     @property
     def run_name(self) -> str:
@@ -93,9 +104,13 @@ def set_seeds(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compile_model(model_name: str, params: Params, learning_rate: float) -> keras.Model:
-    """Build and compile inside the caller's strategy scope: Adam, binary cross-entropy, accuracy and AUC."""
+def compile_model(model_name: str, params: Params, learning_rate: float, pair_loss: str = "none",
+                  pair_weight: float = 0.5) -> keras.Model:
+    """Build and compile inside the caller's strategy scope: Adam, binary cross-entropy, accuracy and AUC; with a
+    pair loss the network is wrapped in a PairLossTrainer (classifier_of gives it back)."""
     model = build_model(model_name, params)
+    if pair_loss != "none":
+        model = PairLossTrainer(model, pair_loss, pair_weight)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   metrics=["accuracy", keras.metrics.AUC(name="auc")])
     return model
@@ -236,6 +251,9 @@ def with_augmented_copies(table: pd.DataFrame, config: TrainingConfig, params: P
     copies = augment.render_augmented_copies(table, config.data_dir, params, config.augment, config.jobs)
     if copies.empty:
         return table
+    if PAIR_COLUMN in table.columns:  # an augmented copy joins its source file's pair set
+        pair_of = table.drop_duplicates("source_path").set_index("source_path")[PAIR_COLUMN]
+        copies = copies.assign(**{PAIR_COLUMN: copies["source_path"].map(pair_of).fillna("")})
     if set(copies["split"]) != {"train"}:
         raise DataError("augmented copies must be train rows; validation and test data are never augmented")
     return pd.concat([table, copies.assign(label=class_labels(copies["class"]))], ignore_index=True)
@@ -254,20 +272,31 @@ def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
         return make_dataset(split_table(table, split), config.data_dir, global_batch, training, config.seed,
                             image_shape=params.png_shape, augment=spec_augment if training else None)
 
+    if config.uses_pairs:
+        train_data, steps_per_epoch = pairs.make_pair_dataset(
+            split_table(table, "train"), config.data_dir, config.batch_size, strategy.num_replicas_in_sync,
+            config.epochs, config.seed, image_shape=params.png_shape, augment=spec_augment)
+    else:
+        train_data, steps_per_epoch = dataset("train", True), None
     with strategy.scope():
-        model = compile_model(config.model_name, params, config.learning_rate)
+        model = compile_model(config.model_name, params, config.learning_rate, config.pair_loss,
+                              config.pair_weight)
     timer = EpochTimer()
     callbacks, early_stopping = make_callbacks(config, timer)
     started = time.perf_counter()
-    history = model.fit(dataset("train", True), validation_data=dataset("val", False), epochs=config.epochs,
-                        callbacks=callbacks, verbose=1, shuffle=False)  # the dataset shuffles itself, seeded
+    # The pair dataset holds every epoch's own order, so its iterator must run on across epochs.
+    history = model.fit(train_data, validation_data=dataset("val", False), epochs=config.epochs,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=1,
+                        shuffle=False)  # the dataset shuffles itself, seeded
     n_train = int((table["split"] == "train").sum())
-    return model, {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
-                   "monitor": config.monitor,
-                   "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
-                   "replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
-                   "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
-                   **throughput(n_train, timer.train_seconds)}
+    return classifier_of(model), {
+        "epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1, "monitor": config.monitor,
+        "pair_batches": config.uses_pairs, "pair_loss": config.pair_loss,
+        "pair_weight": config.pair_weight if config.pair_loss != "none" else None,
+        "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
+        "replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
+        "seconds": round(time.perf_counter() - started, 2), "train_images": n_train,
+        **throughput(n_train, timer.train_seconds)}
 
 
 def train(config: TrainingConfig) -> dict:

@@ -11,9 +11,9 @@ make bins of their own, and the bins are shuffled. Every full bin holds whole pa
 a bin, can a set straddle two shares. MirroredStrategy cuts a global batch into consecutive per-replica shares, so
 the layout holds on every replica. The order of each epoch is fixed up front, hence `steps_per_epoch`.
 
-Pair loss (`--pair-loss contrastive`, in pair_loss.py, which imports Keras): a supervised contrastive loss (Khosla et al., NeurIPS 2020) on the
-L2-normalised embedding the classifier's last layer reads, computed over each replica's batch and added to the
-binary cross-entropy with weight `pair_weight`. Pictures of the same class attract, the two classes repel; as
+Pair loss (`--pair-loss contrastive`, in pair_loss.py, which imports Keras): a supervised contrastive loss
+(Khosla et al., NeurIPS 2020) on the L2-normalised embedding the classifier's last layer reads, computed over
+each replica's batch and added to the binary cross-entropy with weight `pair_weight`. Pictures of the same class attract, the two classes repel; as
 the batches hold pair sets, a real clip's hardest negatives are its own vocoded copies. Wang & Yamagishi add
 a contrastive feature loss over each (real, vocoded) pair to the same end; we do not claim to reproduce their
 exact formulation (their model is an SSL front end with augmented views). No simpler "consistency" term is
@@ -22,7 +22,6 @@ families.
 """
 from __future__ import annotations
 
-import collections
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING

@@ -67,7 +67,7 @@ def test_mean_and_sd_over_seeds_and_the_recommended_row_is_chosen_by_held_out_ee
     assert benchmark.aggregate_row(benchmark.Row("v1", "compact", False), runs[:1])["eer"]["in-domain"]["sd"] is None
 
 
-def test_split_corpus_adds_pair_ids_and_families(tmp_path):
+def test_split_corpus_adds_pair_ids_families_and_the_pair_count(tmp_path):
     corpus = benchmark.make_tiny_corpus(tmp_path / "corpus", clips_per_family=3)
     settings = benchmark.resolve_settings(benchmark.BenchmarkSettings(quick=True, work_dir=tmp_path / "work",
                                                                       corpora=(("tiny", corpus),)))
@@ -80,6 +80,8 @@ def test_split_corpus_adds_pair_ids_and_families(tmp_path):
         assert members["split"].nunique() == 1
     assert benchmark.held_out_families(table, None)[0] == ["hifigan-onnx-fp32-vocoded", "piper", "dsp-vocoders",
                                                            "rule-based"]
+    summary = benchmark.corpus_summary(table, [], [], corpus)
+    assert summary["pair_sets"] == 6 and summary["paired_files"] == 12  # 3 clips per family: 6 copied reals
 
 
 def test_loso_table_holds_a_family_out_of_train_and_val_and_tests_on_all_its_clips():
@@ -161,7 +163,8 @@ def test_quick_run_writes_every_row_and_column_and_resumes(tmp_path):
             evaluation = run["evaluations"][name]
             assert "eer" in evaluation or evaluation["skipped"], name  # a number, or n/a with its reason
     corpus = results["corpora"]["tiny"]
-    assert corpus["missing_families"] == ["kokoro", "hibari"] and corpus["pair_sets"] == 6
+    assert corpus["missing_families"] == ["kokoro", "hibari"]
+    assert corpus["pair_sets"] == 12 and corpus["paired_files"] == 24  # 12 reals, each with one copy
     assert "skipped (not in this corpus): kokoro, hibari" in report
     assert results["settings"]["quick"] and results["settings"]["epochs"] == 1
     assert "QUICK smoke mode" in report and "0 of 8 training runs reused" in report

@@ -542,13 +542,15 @@ def corpus_summary(table: pd.DataFrame, families: list[str], missing: list[str],
     """Files per split and class, fake files per held-out family, and the families this corpus lacks (first
     seed's split)."""
     files = table.drop_duplicates("source_path")
-    paired = files[files[splits.PAIR_COLUMN] != ""] if splits.PAIR_COLUMN in files.columns else files.iloc[:0]
+    # Pair sets that hold copies: a real clip without one is its own set of one file.
+    pair = files[splits.PAIR_COLUMN] if splits.PAIR_COLUMN in files.columns else pd.Series("", index=files.index)
+    sizes = pair[pair != ""].value_counts()
+    paired = pair[pair.isin(sizes.index[sizes > 1])]
     return {"path": str(corpus),
             "files": {split: {name: int(((files["split"] == split) & (files["class"] == name)).sum())
                               for name in ("real", "fake")} for split in splits.SPLIT_NAMES},
             "fake_files_per_family": files[files["class"] == "fake"]["family"].value_counts().sort_index().to_dict(),
-            "pair_sets": int(paired[splits.PAIR_COLUMN].nunique()) if len(paired) else 0,
-            "paired_files": len(paired), "images": len(table), "held_out": families, "missing_families": missing}
+            "pair_sets": int(paired.nunique()), "paired_files": len(paired), "images": len(table), "held_out": families, "missing_families": missing}
 
 
 def _mean(row: dict, column: str) -> float:
@@ -615,7 +617,7 @@ def markdown_report(results: dict) -> str:
                      + ", ".join(f"{split} {c['real']}/{c['fake']}" for split, c in corpus["files"].items())
                      + "; fake files per family: "
                      + ", ".join(f"{k} {v}" for k, v in corpus["fake_files_per_family"].items())
-                     + f"; {corpus['pair_sets']} pair sets over {corpus['paired_files']} files; held out: "
+                     + f"; {corpus['pair_sets']} pair sets with copies ({corpus['paired_files']} files); held out: "
                      + (", ".join(corpus["held_out"]) or "none")
                      + "; skipped (not in this corpus): " + (", ".join(corpus["missing_families"]) or "none"))
     if results["skipped_rows"]:

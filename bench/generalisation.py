@@ -1,12 +1,14 @@
-"""Generalisation benchmark: leave-one-system-out, cross-dataset and corruption EER per model row.
+"""Generalisation benchmark: leave-one-family-out, cross-dataset and corruption EER per recipe, mean +- sd over seeds.
 
-Rows: each --models entry without and with augmentation, by default baseline, baseline + augmentation,
-compact_cmn, compact_cmn + augmentation (see deepfake_detector.report.benchmark for the protocol).
-Writes benchmarks/generalisation.md, .png and .json.
+Rows: every corpus (--corpus NAME=PATH, repeated) x model (--models) x augmentation (--augment-rows) x front
+end (--scales mel,linear) x pair loss (--pair-losses none,contrastive); each row trains a main run and one run
+per held-out family for every seed (--seeds). The recommended row is the one with the lowest mean held-out-family
+EER; for-norm-mini, tts-mixed and crossdomain are evaluation only. See deepfake_detector.report.benchmark for the
+protocol. Writes <out>/generalisation.md, .png and .json; finished runs are reused when run again.
 
-    python bench/generalisation.py            # default run (~26 min on 2 cores)
-    python bench/generalisation.py --models baseline,compact,compact_cmn   # six rows (~34 min)
-    python bench/generalisation.py --quick    # smoke run on a tiny synthetic corpus (~2 min)
+    python bench/generalisation.py --corpus v1=data_clean --corpus v2=data_v2            # 3 seeds, all rows
+    python bench/generalisation.py --corpus v1=data_clean --quick   # 1 seed, 1 epoch, 1 held-out family
+    python bench/generalisation.py --quick    # CI smoke run on a tiny synthetic corpus
 """
 import argparse
 import os
@@ -19,43 +21,71 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from deepfake_detector.data.augment import parse_augment_names  # noqa: E402
 from deepfake_detector.report.benchmark import BenchmarkError, BenchmarkSettings, run_benchmark  # noqa: E402
 from deepfake_detector.model.models import MODELS  # noqa: E402
+from deepfake_detector.model.pairs import PAIR_LOSSES  # noqa: E402
+from deepfake_detector.params import SCALES  # noqa: E402
 
 DEFAULTS = BenchmarkSettings()
+
+
+def corpus_argument(text: str) -> tuple[str, Path]:
+    name, separator, path = text.partition("=")
+    if not separator or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got '{text}'")
+    return name, Path(path)
+
+
+def names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULTS.corpus,
-                        help="demo corpus folder with demo_manifest.csv and groups.csv")
+    parser.add_argument("--corpus", type=corpus_argument, action="append", default=[], metavar="NAME=PATH",
+                        help="corpus folder with demo_manifest.csv and groups.csv, named for the table; repeat for "
+                             "v1 vs v2 (default: demo=data_clean, or a tiny synthetic corpus with --quick)")
     parser.add_argument("--work", type=Path, default=DEFAULTS.work_dir,
                         help="rendered pictures, split tables, trained runs and caches (resumable)")
     parser.add_argument("--out", type=Path, default=DEFAULTS.out_dir, help="where the report files go")
     parser.add_argument("--shared-data", type=Path, default=DEFAULTS.shared_data,
                         help="folder holding the evaluation-only for-norm-mini, tts-mixed and crossdomain sets")
-    parser.add_argument("--models", default=",".join(DEFAULTS.models),
-                        help="comma-separated registry models; each gives a row without and one with augmentation")
+    parser.add_argument("--models", type=names, default=DEFAULTS.models, help="comma-separated registry models")
+    parser.add_argument("--augment-rows", type=names, default=("off", "on"),
+                        help="rows without (off) and/or with (on) augmentation")
+    parser.add_argument("--scales", type=names, default=DEFAULTS.scales, help=f"front ends, of {', '.join(SCALES)}")
+    parser.add_argument("--pair-losses", type=names, default=DEFAULTS.pair_losses,
+                        help=f"pair losses, of {', '.join(PAIR_LOSSES)}")
+    parser.add_argument("--seeds", type=names, default=tuple(map(str, DEFAULTS.seeds)),
+                        help="comma-separated seeds; each row is reported as mean +- sd over them")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="maximum epochs of the main runs")
-    parser.add_argument("--loso-epochs", type=int, default=DEFAULTS.loso_epochs, help="maximum epochs per LOSO run")
+    parser.add_argument("--loso-epochs", type=int, default=DEFAULTS.loso_epochs,
+                        help="maximum epochs per held-out-family run")
     parser.add_argument("--loso-fraction", type=float, default=DEFAULTS.loso_train_fraction,
-                        help="seeded share of train files per class used by each LOSO run")
+                        help="seeded share of train files per class used by each held-out-family run")
     parser.add_argument("--loso-families", type=int, default=DEFAULTS.loso_families,
-                        help="hold out only the first N families (default: all)")
+                        help="hold out only the first N families present (default: all)")
     parser.add_argument("--augment", default="all", help="augmentations of the '+aug' rows (augment.py names)")
     parser.add_argument("--augment-copies", type=int, default=DEFAULTS.augment_copies,
                         help="augmented copies rendered per train file in the '+aug' rows")
     parser.add_argument("--eval-per-class", type=int, default=DEFAULTS.eval_files_per_class,
                         help="seeded cap on files per class in each evaluation set (default: all)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--jobs", type=int, default=DEFAULTS.jobs, help="worker processes for rendering")
     parser.add_argument("--devices", type=int, default=DEFAULTS.devices, help="logical CPU devices for training")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke mode: tiny synthetic corpus, 1 epoch, 1 LOSO family, 6 eval files per class")
+                        help="smoke mode: 1 epoch, the first seed, 1 held-out family, 6 eval files per class; "
+                             "without --corpus on a tiny synthetic corpus")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.models.split(",")) - set(MODELS))
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(sorted(MODELS))}")
+    for option, given, known in (("--models", args.models, MODELS), ("--scales", args.scales, SCALES),
+                                 ("--pair-losses", args.pair_losses, PAIR_LOSSES),
+                                 ("--augment-rows", args.augment_rows, ("off", "on"))):
+        unknown = sorted(set(given) - set(known))
+        if unknown or not given:
+            parser.error(f"{option}: unknown or no value(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    try:
+        args.seeds = tuple(int(seed) for seed in args.seeds)
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {','.join(args.seeds)}")
     return args
 
 
@@ -63,11 +93,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         settings = BenchmarkSettings(
-            corpus=args.corpus, work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
-            models=tuple(args.models.split(",")),
+            corpora=tuple(args.corpus), work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
+            models=args.models, augment_rows=tuple(row == "on" for row in args.augment_rows), scales=args.scales,
+            pair_losses=args.pair_losses, seeds=args.seeds,
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
             loso_families=args.loso_families, augment=parse_augment_names(args.augment),
-            augment_copies=args.augment_copies, eval_files_per_class=args.eval_per_class, seed=args.seed,
+            augment_copies=args.augment_copies, eval_files_per_class=args.eval_per_class,
             jobs=args.jobs, devices=args.devices, batch_size=args.batch_size, quick=args.quick)
         results = run_benchmark(settings)
     except (BenchmarkError, ValueError, OSError) as error:

@@ -28,8 +28,11 @@ def _waveform(class_name: str, index: int, params: Params, rng: np.random.Genera
 
 
 def make_spectrogram_folder(root: Path, files_per_split: dict[str, int] = DEFAULT_FILES, seed: int = 0,
-                            params: Params = Params()) -> Path:
-    """Render tones (real) and noise (fake) into `root` as generate + split would; returns `root`."""
+                            params: Params = Params(), paired: bool = False) -> Path:
+    """Render tones (real) and noise (fake) into `root` as generate + split would; returns `root`.
+
+    `paired` adds the splits.csv column `pair`: real file i is pair id `<split>_real_i`, and fake file i joins it
+    for even i (as a copy-synthesis would); odd fakes are unpaired."""
     rng = np.random.default_rng(seed)
     rows = []
     for split, n_files in files_per_split.items():
@@ -44,9 +47,12 @@ def make_spectrogram_folder(root: Path, files_per_split: dict[str, int] = DEFAUL
                     rows.append({"png_path": png_path, "class": class_name, "split": split,
                                  "source_path": source_path,
                                  "source_sha256": hashlib.sha256(source_path.encode()).hexdigest(),
-                                 "group": stem})
+                                 "group": stem, "pair": f"{split}_real_{index}"
+                                 if class_name == "real" or index % 2 == 0 else ""})
     params.save(root / "params.json")
     table = pd.DataFrame(rows)
+    if not paired:
+        table = table.drop(columns="pair")
     table.to_csv(root / "manifest.csv", index=False)
     table.to_csv(root / "splits.csv", index=False)
     return root

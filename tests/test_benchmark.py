@@ -1,4 +1,5 @@
-"""Generalisation benchmark: LOSO split tables, evaluation sets, and a --quick run with every row and column."""
+"""Generalisation benchmark: held-out families of the corpus contract, split tables, evaluation sets, mean +- sd
+over seeds, and a --quick run with every row and column that resumes without retraining."""
 import json
 import subprocess
 import sys
@@ -19,7 +20,7 @@ SCRIPT = PROJECT_ROOT / "bench" / "generalisation.py"
 def corpus_table() -> pd.DataFrame:
     """A split table like prepare_corpus returns: 4 real and 4 fake files per split, one picture each."""
     rows = []
-    families = ("espeak-ng", "piper", benchmark.COPY_SYNTHESIS, "flite")
+    families = (benchmark.RULE_BASED, "piper", benchmark.DSP_VOCODERS, "hifigan-onnx-int8-vocoded")
     for split in ("train", "val", "test"):
         for index in range(4):
             for class_name, family in (("real", ""), ("fake", families[index])):
@@ -30,11 +31,57 @@ def corpus_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_copy_synthesis_vocoders_form_one_family():
-    assert benchmark.family_of("world-copysynth") == benchmark.family_of("lpc-copysynth") == "copy-synthesis"
-    assert benchmark.family_of("piper") == "piper"
-    assert benchmark.held_out_families(corpus_table(), None) == ["espeak-ng", "flite", "piper", "copy-synthesis"]
-    assert benchmark.held_out_families(corpus_table(), 1) == ["espeak-ng"]
+def test_held_out_families_follow_the_corpus_contract():
+    assert benchmark.family_of("world-copysynth") == benchmark.family_of("lpc-copysynth") == "dsp-vocoders"
+    assert benchmark.family_of("espeak-ng") == benchmark.family_of("festival") == "rule-based"
+    assert benchmark.family_of("hifigan-onnx-int8-vocoded") == "hifigan-onnx-int8-vocoded"
+    assert benchmark.family_of("kokoro") == "kokoro"
+    families, missing = benchmark.held_out_families(corpus_table(), None)
+    assert families == ["hifigan-onnx-int8-vocoded", "piper", "dsp-vocoders", "rule-based"]
+    assert missing == ["kokoro", "hibari"]  # a family the corpus lacks is skipped and named
+    assert benchmark.held_out_families(corpus_table(), 1)[0] == ["hifigan-onnx-int8-vocoded"]
+    v1 = corpus_table().query("family != 'hifigan-onnx-int8-vocoded'")
+    assert benchmark.held_out_families(v1, None)[1] == ["*-vocoded", "kokoro", "hibari"]
+
+
+def test_rows_cover_every_corpus_model_augmentation_front_end_and_pair_loss():
+    settings = benchmark.BenchmarkSettings(corpora=(("v1", Path("a")), ("v2", Path("b"))))
+    rows = settings.rows()
+    assert len(rows) == 2 * 1 * 2 * 2 * 2 and len({row.stem for row in rows}) == len(rows)
+    assert rows[0].name == "v1 compact_cmn mel bce" and rows[-1].name == "v2 compact_cmn+aug linear pairs:contrastive"
+
+
+def test_mean_and_sd_over_seeds_and_the_recommended_row_is_chosen_by_held_out_eer_only():
+    runs = [{"seed": seed, "parameters": 10, "train_seconds": 2.0, "all_runs_train_seconds": 5.0,
+             "eer": {"in-domain": eer, benchmark.HELD_OUT_MEAN: eer, "crossdomain": 0.5},
+             "loso": {"piper": eer}, "test_eer_threshold_shift": 0.0, "runs_reused": 0, "runs": 2}
+            for seed, eer in ((42, 0.2), (7, 0.3), (1, 0.4))]
+    good = benchmark.aggregate_row(benchmark.Row("v1", "compact", False), runs)
+    assert good["eer"][benchmark.HELD_OUT_MEAN] == pytest.approx({"mean": 0.3, "sd": 0.1, "n": 3})
+    assert good["loso"]["piper"]["mean"] == pytest.approx(0.3) and good["seeds"] == [42, 7, 1]
+    assert benchmark._cell(good["eer"]["in-domain"]) == "30.0 ± 10.0"
+    # A row better on crossdomain but worse on held-out families is not recommended.
+    other_runs = [{**run, "eer": {**run["eer"], benchmark.HELD_OUT_MEAN: 0.45, "crossdomain": 0.1}} for run in runs]
+    other = benchmark.aggregate_row(benchmark.Row("v1", "compact", True), other_runs)
+    assert benchmark.best_row([other, good]) == good["row"]
+    assert benchmark.aggregate_row(benchmark.Row("v1", "compact", False), runs[:1])["eer"]["in-domain"]["sd"] is None
+
+
+def test_split_corpus_adds_pair_ids_families_and_the_pair_count(tmp_path):
+    corpus = benchmark.make_tiny_corpus(tmp_path / "corpus", clips_per_family=3)
+    settings = benchmark.resolve_settings(benchmark.BenchmarkSettings(quick=True, work_dir=tmp_path / "work",
+                                                                      corpora=(("tiny", corpus),)))
+    data_dir = benchmark.render_corpus(settings, "tiny", corpus, Params(window_s=1.0, hop_s=1.0))
+    table = benchmark.split_corpus(corpus, data_dir, 42, tmp_path / "splits.csv")
+    assert (tmp_path / "splits.csv").is_file()
+    copies = table[table["family"].isin(["hifigan-onnx-fp32-vocoded", "dsp-vocoders"])]
+    assert len(copies) == 6 and (copies["pair"] != "").all()
+    for pair, members in table[table["pair"] != ""].groupby("pair"):
+        assert members["split"].nunique() == 1
+    assert benchmark.held_out_families(table, None)[0] == ["hifigan-onnx-fp32-vocoded", "piper", "dsp-vocoders",
+                                                           "rule-based"]
+    summary = benchmark.corpus_summary(table, [], [], corpus)
+    assert summary["pair_sets"] == 6 and summary["paired_files"] == 12  # 3 clips per family: 6 copied reals
 
 
 def test_loso_table_holds_a_family_out_of_train_and_val_and_tests_on_all_its_clips():
@@ -90,30 +137,38 @@ def test_eval_set_is_rendered_once_and_cached(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_quick_run_writes_every_row_and_column(tmp_path):
-    command = [sys.executable, str(SCRIPT), "--quick", "--work", str(tmp_path / "work"), "--out",
-               str(tmp_path / "out"), "--shared-data", str(SHARED_DATA)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=400)
+def test_quick_run_writes_every_row_and_column_and_resumes(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--quick", "--models", "compact", "--augment-rows", "off",
+               "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--shared-data", str(SHARED_DATA)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "out" / "generalisation.md").read_text()
     results = json.loads((tmp_path / "out" / "generalisation.json").read_text())
     assert (tmp_path / "out" / "generalisation.png").stat().st_size > 10_000
     table_lines = [line for line in report.splitlines() if line.startswith("| ")]
     header = table_lines[0]
-    for column in (*benchmark.EER_COLUMNS, "params", "train s"):
+    for column in (*benchmark.EER_COLUMNS, "params", "train s", "front end", "pair loss"):
         assert column in header, column
-    rows = benchmark.benchmark_rows(benchmark.BenchmarkSettings().models)
-    assert [row.name for row in rows] == ["baseline", "baseline+aug", "compact_cmn", "compact_cmn+aug"]
-    for row in rows:
-        cells = next(line for line in table_lines if line.startswith(f"| {row.name} |")).split("|")[1:-1]
-        assert len(cells) == len(header.split("|")) - 2
-        assert all(cell.strip() for cell in cells)
-    assert [row["row"] for row in results["rows"]] == [row.name for row in rows]
+    names = ["tiny compact mel bce", "tiny compact mel pairs:contrastive", "tiny compact linear bce",
+             "tiny compact linear pairs:contrastive"]
+    assert [row["row"] for row in results["rows"]] == names
+    for name in names:
+        cells = next(line for line in table_lines if line.startswith(f"| {name} |")).split("|")[1:-1]
+        assert len(cells) == len(header.split("|")) - 2 and all(cell.strip() for cell in cells)
     for row in results["rows"]:
-        assert 0.0 <= row["in_domain"]["eer"] <= 1.0 and list(row["loso"]) == ["espeak-ng"]
-        assert row["parameters"] > 0 and row["train_seconds"] > 0
+        assert row["seeds"] == [42] and list(row["loso"]) == ["hifigan-onnx-fp32-vocoded"]
+        assert 0.0 <= row["eer"]["in-domain"]["mean"] <= 1.0 and row["parameters"] > 0
+        run = row["per_seed"][0]
         for name in ("for-norm-mini", "tts-mixed", "crossdomain", "noise10db", "mp3_64k", "telephone"):
-            evaluation = row["evaluations"][name]
+            evaluation = run["evaluations"][name]
             assert "eer" in evaluation or evaluation["skipped"], name  # a number, or n/a with its reason
+    corpus = results["corpora"]["tiny"]
+    assert corpus["missing_families"] == ["kokoro", "hibari"]
+    assert corpus["pair_sets"] == 12 and corpus["paired_files"] == 24  # 12 reals, each with one copy
+    assert "skipped (not in this corpus): kokoro, hibari" in report
     assert results["settings"]["quick"] and results["settings"]["epochs"] == 1
-    assert "QUICK smoke mode" in report
+    assert "QUICK smoke mode" in report and "0 of 8 training runs reused" in report
+    # Run again: every training run is reused, nothing is retrained.
+    again = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "8 of 8 training runs reused" in (tmp_path / "out" / "generalisation.md").read_text()

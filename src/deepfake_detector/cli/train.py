@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from deepfake_detector.data.augment import add_augment_arguments
     from deepfake_detector.datasets import add_dataset_arguments
+    from deepfake_detector.model.pairs import PAIR_LOSSES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -54,6 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "memory, else none")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="GPU only: float16 compute with float32 weights (Keras mixed_float16 policy)")
+    parser.add_argument("--pair-batches", action="store_true",
+                        help="batches hold whole pair sets (a real clip with its copy-syntheses; splits.csv column "
+                             "'pair'); on by itself with --pair-loss")
+    parser.add_argument("--pair-loss", choices=PAIR_LOSSES, default="none",
+                        help="extra loss over pair-set batches: 'contrastive' is a supervised contrastive loss on "
+                             "the embedding (see deepfake_detector/model/pairs.py)")
+    parser.add_argument("--pair-weight", type=float, default=0.5, help="weight of the pair loss beside the BCE")
     add_augment_arguments(parser)
     add_dataset_arguments(parser)
     return parser.parse_args(argv)
@@ -71,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         augment_config = config_from_args(args, args.seed)
         args.data = prepared_folder(args)
         # Check the folder before TensorFlow is imported: its import prints log lines to stderr.
-        check_trainable(load_split_table(args.data))
+        table = load_split_table(args.data)
+        check_trainable(table)
+        if (args.pair_batches or args.pair_loss != "none") and "pair" not in table.columns:
+            raise DataError(f"{args.data / 'splits.csv'} has no 'pair' column: split with --groups beside the "
+                            "corpus' demo_manifest.csv (or --pairs MANIFEST) to train on pair sets")
     except (DataError, ValueError, SpectrogramError, SplitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -84,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                             learning_rate=args.learning_rate, name=args.name, models_dir=args.models_dir,
                             plots_dir=args.plots_dir, target_fpr=args.target_fpr, augment=augment_config,
                             jobs=args.jobs, strategy=args.strategy, cache=args.cache,
-                            mixed_precision=args.mixed_precision)
+                            mixed_precision=args.mixed_precision, pair_batches=args.pair_batches,
+                            pair_loss=args.pair_loss, pair_weight=args.pair_weight)
     try:
         record = train(config)
     except (DataError, ModelError, ValueError, OSError, RuntimeError) as error:

@@ -20,14 +20,14 @@ import pandas as pd
 
 from deepfake_detector.data.features import load_png
 from deepfake_detector.io_utils import atomic_path
+from deepfake_detector.data.splits import PAIR_COLUMN  # optional column: a row's pair set, '' when unpaired
 from deepfake_detector.params import CLASS_NAMES, Params
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 SPLIT_COLUMNS = ("png_path", "class", "split", "source_path", "source_sha256", "group")
-# Optional: the pair set of the row's source file (a real clip and its copy-syntheses), '' when unpaired.
-PAIR_COLUMN = "pair"
+
 SPLIT_NAMES = ("train", "val", "test")
 
 # An augmentation takes one (image uint8 (H, W, 3), label float32) pair and returns a pair of the same kind.
@@ -110,7 +110,7 @@ def check_trainable(table: pd.DataFrame) -> None:
             raise DataError(f"the {split} split has no {' or '.join(empty)} files; it needs both classes")
 
 
-def _decoder(image_shape: tuple[int, int, int] | None):
+def png_decoder(image_shape: tuple[int, int, int] | None):
     import tensorflow as tf
 
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -205,7 +205,7 @@ def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, tra
     if cache == "memory":
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
         dataset = dataset.shard(count, index) if count > 1 else dataset
-        dataset = dataset.map(_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
+        dataset = dataset.map(png_decoder(image_shape), num_parallel_calls=tf.data.AUTOTUNE).cache()
         if training:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     else:
@@ -229,7 +229,7 @@ def make_dataset(split_table: pd.DataFrame, data_dir: Path, batch_size: int, tra
 def _indexed_decoder(paths: list[str], labels: np.ndarray, image_shape):
     import tensorflow as tf
 
-    path_table, label_table, decode = tf.constant(paths), tf.constant(labels), _decoder(image_shape)
+    path_table, label_table, decode = tf.constant(paths), tf.constant(labels), png_decoder(image_shape)
 
     def read(index):
         return decode(tf.gather(path_table, index), tf.gather(label_table, index))

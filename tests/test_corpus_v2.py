@@ -107,6 +107,7 @@ def test_speaker_proxies_from_file_names():
     assert real_speech.fillets_speaker("city-pap3-ahoj") == "city-pap"
 
 
+@pytest.mark.slow  # librosa's split compiles numba code on first use
 def test_long_recordings_are_cut_at_pauses_into_sentence_pieces():
     rng = np.random.default_rng(0)
     bursts = [np.concatenate([0.3 * rng.standard_normal(int(seconds * RATE)), np.zeros(int(0.4 * RATE))])

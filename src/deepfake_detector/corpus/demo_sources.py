@@ -43,6 +43,8 @@ FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
 COPY_SYNTH_FAMILIES = {"world-copysynth": "pyworld", "griffinlim-copysynth": "librosa", "lpc-copysynth": "pysptk"}
 # espeak-ng variants give one language voice several timbres; the group stays the language voice.
 ESPEAK_VARIANTS = ("", "+m3", "+f2", "+f4", "+m7")
+# Texts the synthesisers read have at least this many words (sentence-length clips).
+MIN_TEXT_WORDS = 5
 # Hedgewars packs that are not plain acted speech (vocoded robot voice, singing).
 HEDGEWARS_SKIPPED_PACKS = ("Robot", "Singer")
 
@@ -386,7 +388,9 @@ def synthetic_catalogue(real: list[ClipSpec], systems: dict[str, list[str]],
     real_languages = {clip.language for clip in real}
     texts += [(language, text, "tuxpaint-stamps-default") for language, pool in sorted(extra_texts.items())
               if language in real_languages for text in pool]
-    texts = sorted(set(texts))
+    # Sentences only: shorter texts mostly give clips under the minimum duration, wasted work for slow voices.
+    texts = sorted({(language, text, source) for language, text, source in texts
+                    if len(text.split()) >= MIN_TEXT_WORDS})
     english = [(text, source) for language, text, source in texts if language.split("_")[0] == "en"]
     english_ascii = [(text.encode("ascii", "ignore").decode(), source) for text, source in english]
     by_language = {}
@@ -417,10 +421,7 @@ def synthetic_catalogue(real: list[ClipSpec], systems: dict[str, list[str]],
 
 def neural_tts_catalogue(by_language: dict[str, list[tuple[str, str]]],
                          systems: dict[str, list[str]]) -> list[ClipSpec]:
-    """Kokoro (packs and blends, one voice per text) in its languages, and hibari in English; speaking rates vary.
-    Only texts of 3+ words: the slow synthesisers should not spend time on clips too short to keep."""
-    by_language = {language: [(text, source) for text, source in texts if len(text.split()) >= 3]
-                   for language, texts in by_language.items()}
+    """Kokoro (packs and blends, one voice per text) in its languages, and hibari in English; speaking rates vary."""
     specs = []
     voices = systems.get("kokoro", [])
     for language in neural_tts.KOKORO_LANGUAGES if voices else ():

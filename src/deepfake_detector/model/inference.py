@@ -177,20 +177,30 @@ def predict_file(detector: Detector, path: Path, hop_s: float | None = None, agg
     return load_and_score(detector, path, hop_s, aggregate_rule, batch_size)[0]
 
 
-def predict_input(detector: Detector, file_or_array, sample_rate: int | None = None, hop_s: float | None = None,
-                  aggregate_rule: str = "mean", batch_size: int = 32) -> dict:
-    """Detector.predict: a path goes through predict_file; an array is downmixed and resampled from `sample_rate`
-    (default: the model's) exactly as a decoded file is, then scored by score_waveform."""
+def input_waveform(detector: Detector, file_or_array, sample_rate: int | None = None) -> np.ndarray:
+    """A file decoded as predict_file decodes it (AudioError when it cannot be used), or an array (1-D, or
+    samples x channels) downmixed and resampled from `sample_rate` (default: the model's) the same way."""
     if isinstance(file_or_array, (str, os.PathLike)):
         if sample_rate is not None:
             raise ValueError("sr applies to arrays only: a file's sample rate is read from the file")
-        return predict_file(detector, Path(file_or_array), hop_s, aggregate_rule, batch_size)
+        return audio.load_audio(Path(file_or_array), detector.params)[0]
     samples = np.asarray(file_or_array, dtype=np.float32)
     if samples.ndim not in (1, 2):
         raise ValueError(f"expected a 1-D waveform or (samples, channels), got shape {samples.shape}")
     target_rate = detector.params.sample_rate
-    waveform = audio.to_mono_resampled(samples, sample_rate or target_rate, target_rate)
-    return score_waveform(detector, waveform, hop_s, aggregate_rule, batch_size)
+    return audio.to_mono_resampled(samples, sample_rate or target_rate, target_rate)
+
+
+def predict_input(detector: Detector, file_or_array, sample_rate: int | None = None, hop_s: float | None = None,
+                  aggregate_rule: str = "mean", batch_size: int = 32) -> dict:
+    """Detector.predict: a path goes through predict_file (a bad file gives a record with its error); an array
+    through input_waveform, then score_waveform."""
+    if isinstance(file_or_array, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise ValueError("sr applies to arrays only: a file's sample rate is read from the file")
+        return predict_file(detector, Path(file_or_array), hop_s, aggregate_rule, batch_size)
+    return score_waveform(detector, input_waveform(detector, file_or_array, sample_rate), hop_s, aggregate_rule,
+                          batch_size)
 
 
 def predict_files(detector: Detector, paths: Iterable[Path], hop_s: float | None = None,

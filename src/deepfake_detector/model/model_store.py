@@ -39,7 +39,8 @@ class Detector:
         result = detector.predict("clip.mp3")                    # or detector.predict(waveform, sr=16000)
         print(result["label"], result["p_fake"], result["threshold"])
 
-    `predict` returns the record `deepfake-detector predict --json` writes (see inference.py). `calibrate` maps
+    `predict` returns the record `deepfake-detector predict --json` writes (see inference.py); `explain` the
+    heat-map regions `predict --explain` reports (see explain.py). `calibrate` maps
     raw network outputs onto reported probabilities.
     """
 
@@ -61,6 +62,17 @@ class Detector:
         from deepfake_detector.model import inference  # inference imports this module
 
         return inference.predict_input(self, file_or_array, sr, hop_s, aggregate, batch_size)
+
+    def explain(self, file_or_array, sr: int | None = None, *, method: str = "occlusion",
+                max_windows: int | None = None) -> dict:
+        """What drove the score, as `predict --explain` reports it: {method, windows: [{index, start, end, p_fake,
+        regions}]} for the `max_windows` most suspect windows (default all), each region {start, end, low_hz,
+        high_hz, share}. `method` is "occlusion" (any model) or "gradcam" (conv models). A file that cannot be used
+        raises audio.AudioError."""
+        from deepfake_detector.model import explain, inference
+
+        waveform = inference.input_waveform(self, file_or_array, sr)
+        return explain.json_ready(explain.explain_waveform(self, waveform, self.params, method, max_windows))
 
     @property
     def name(self) -> str:

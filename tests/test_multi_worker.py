@@ -69,7 +69,7 @@ def test_chief_and_worker_train_one_model_with_the_same_steps(tmp_path):
     chief_out, worker_out = outputs[0][0], outputs[1][0]
     assert "worker-0, the chief" in chief_out and "worker-1)" in worker_out
     # One model, written by the chief; the worker's scratch folder and the backup are gone.
-    assert sorted(path.name for path in models_dir.glob("*.keras")) == ["cluster.checkpoint.keras", "cluster.keras"]
+    assert sorted(path.name for path in models_dir.glob("*.keras")) == ["cluster.keras"]
     assert sorted(path.name for path in models_dir.iterdir() if path.name.startswith(".")) == []
     assert not (models_dir / "cluster.backup").exists()
     training = json.loads((models_dir / "cluster.json").read_text())["training"]

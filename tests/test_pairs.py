@@ -144,7 +144,7 @@ def test_cli_trains_with_the_pair_loss_on_two_replicas(tmp_path):
     assert np.isfinite(history["loss"]).all() and (history["loss"] > 0).all()
     detector = load_detector(tmp_path / "models" / "paired.keras")  # the classifier alone, not the trainer
     assert detector.model.name == "compact" and detector.metadata["architecture"] == "compact"
-    assert (tmp_path / "models" / "paired.checkpoint.keras").is_file()
+    assert sorted(path.name for path in (tmp_path / "models").glob("*.keras")) == ["paired.keras"]  # one copy
 
 
 def test_cli_refuses_a_pair_loss_without_pair_ids(tmp_path):

@@ -252,8 +252,9 @@ def test_fifos_and_dangling_links_are_listed_in_errors_and_never_opened(tmp_path
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
 def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path):
-    for index in range(16):
-        write_tone(tmp_path / "in" / "real" / f"clip{index:02d}.wav", 8.0, 200.0 + 10 * index, noise=0.02)
+    # Enough audio that the run is still rendering when it is killed, even on an idle machine with the fast path.
+    for index in range(48):
+        write_tone(tmp_path / "in" / "real" / f"clip{index:02d}.wav", 12.0, 200.0 + 10 * index, noise=0.02)
     output = tmp_path / "out"
     renderer = subprocess.Popen([sys.executable, str(SCRIPT), "--input", str(tmp_path / "in"), "--output",
                                  str(output), "--jobs", "2"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
@@ -263,7 +264,7 @@ def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path)
         while len({path.name.split("__")[0] for path in output.glob("images/real/*.png")}) < 3:
             assert renderer.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
             time.sleep(0.05)
-        time.sleep(0.3)
+        time.sleep(0.1)
         workers = child_pids(renderer.pid)
         assert len(workers) == 2
     finally:
@@ -277,5 +278,5 @@ def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path)
     journaled = read_journal(output)
     assert len(journaled) >= 2, "finished files were not saved as they finished"
     summary = run(tmp_path / "in", output)
-    assert summary.reused == len(journaled) and summary.rendered == 16 - len(journaled)
-    assert not (output / "progress.jsonl").exists() and len(read_manifest(output)) == 16 * 2
+    assert summary.reused == len(journaled) and summary.rendered == 48 - len(journaled)
+    assert not (output / "progress.jsonl").exists() and len(read_manifest(output)) == 48 * 3  # 12 s = three 4 s windows

@@ -411,7 +411,8 @@ def merge_shards(shard_dirs: list[Path], output_dir: Path, force: bool = False) 
     params.save(output_dir / "params.json")
     errors = sorted(errors, key=lambda error: error["file"])
     write_csv(output_dir / "errors.csv", errors, ERROR_COLUMNS)
-    dataset_extra = sorted({key for row in rows for key in row} - set(MANIFEST_COLUMNS))  # group, attack, ...
+    # The dataset's columns (group, attack, ...) in the order the shards wrote them.
+    dataset_extra = [key for key in dict.fromkeys(key for row in rows for key in row) if key not in MANIFEST_COLUMNS]
     write_csv(output_dir / "manifest.csv", sort_rows(rows), MANIFEST_COLUMNS + dataset_extra)
     remove_stale_images(output_dir, rows)
     files = len({row["source_path"] for row in rows})

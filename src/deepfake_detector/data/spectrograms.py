@@ -94,11 +94,6 @@ def dataset_columns(rows: list[dict], table: pd.DataFrame) -> tuple[list[dict], 
     return [{**row, **by_path.get(row["source_path"], {})} for row in rows], columns
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    # Hidden folders (.git, .cache) are never data.
-    return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
-
-
 def unusable_entries(input_dir: Path) -> list[tuple[str, str]]:
     """(path, reason) for what a scan must skip but list: audio-named entries that are not regular files (FIFOs,
     sockets, devices, dangling symlinks: never opened, since opening a FIFO blocks) and folders it cannot read."""

@@ -213,9 +213,9 @@ def choose_threshold(labels, scores, target_fpr: float | None = None) -> tuple[f
 
 def make_callbacks(config: TrainingConfig, timer: EpochTimer,
                    resumable: bool = False) -> tuple[list, keras.callbacks.EarlyStopping]:
-    """EarlyStopping, the timer, the best checkpoint and CSVLogger; with `resumable`, BackupAndRestore first, so a
-    restarted multi-worker run (one worker crashed, the cluster manager restarted them all) goes on from the last
-    finished epoch instead of epoch 1. Its folder is deleted when training ends normally."""
+    """EarlyStopping (restoring the best epoch), the timer and CSVLogger; with `resumable`, BackupAndRestore
+    first, so a restarted multi-worker run (one worker crashed, the cluster manager restarted them all) goes on from
+    the last finished epoch instead of epoch 1. Its folder is deleted when training ends normally."""
     paths = config.output_paths()
     if config.monitor not in reports.MONITOR_MODES:
         raise ValueError(f"cannot monitor '{config.monitor}'; choose one of: {', '.join(reports.MONITOR_MODES)}")

@@ -46,10 +46,33 @@ def asvspoof2019_asv_scores(root: Path) -> Path:
     return path
 
 
+def asvspoof2021_asv_scores(root: Path, scores_trial: str | None = None) -> Path:
+    """keys/LA/ASV: trial_metadata.txt (CM columns, key target/nontarget/spoof) and ASVTorch_Kaldi/score.txt
+    (claimed speaker, trial, score) line by line; the progress-subset line must not count. `scores_trial`
+    replaces the trial id on the score file's first line, to test the alignment check."""
+    asv = [("LA_0009 LA_E_1000001 none - bonafide target notrim eval", 1.0),
+           ("LA_0009 LA_E_1000002 none - bonafide target notrim eval", 3.0),
+           ("LA_0012 LA_E_1000003 none - bonafide nontarget notrim eval", 0.0),
+           ("LA_0012 LA_E_1000004 none - bonafide nontarget notrim eval", 2.0),
+           ("LA_0009 LA_E_1000005 alaw ita_tx A07 spoof notrim eval", 0.5),
+           ("LA_0009 LA_E_1000006 alaw ita_tx A07 spoof notrim eval", 2.5),
+           ("LA_0009 LA_E_1000007 alaw ita_tx A07 spoof notrim progress", 9.0)]
+    folder = root / "keys" / "LA" / "ASV"
+    (folder / "ASVTorch_Kaldi").mkdir(parents=True, exist_ok=True)
+    (folder / "trial_metadata.txt").write_text("".join(f"{line}\n" for line, _ in asv))
+    score_lines = [f"{line.split()[0]} {line.split()[1]} {score}" for line, score in asv]
+    if scores_trial:
+        score_lines[0] = f"LA_0009 {scores_trial} 1.0"
+    path = folder / "ASVTorch_Kaldi" / "score.txt"
+    path.write_text("\n".join(score_lines) + "\n")
+    return path
+
+
 def asvspoof2021(root: Path) -> Path:
     """LA eval (keys/LA/CM) and DF eval in parts (DF-keys-full/keys/DF/CM) with DF's extra columns."""
     la_keys = ["LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval",
-               "LA_0009 LA_E_9332882 none - bonafide bonafide notrim progress"]
+               "LA_0009 LA_E_9332882 none - bonafide bonafide notrim progress",
+               "LA_0012 LA_E_9332883 none - bonafide bonafide notrim eval"]
     df_keys = ["LA_0043 DF_E_2000026 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -",
                "TEF2 DF_E_2000013 low_m4a vcc2020 Task1-team20 spoof notrim eval neural_vocoder_nonautoregressive "
                "Task1 team20 FF E",

@@ -141,6 +141,41 @@ def test_evaluate_an_asvspoof_2019_root_per_attack_with_min_tdcf(model_path, tmp
     assert "min t-DCF" in capsys.readouterr().out
 
 
+def test_evaluate_an_asvspoof_2021_root_gives_the_revised_min_tdcf_on_la_eval_only(model_path, tmp_path):
+    import dataset_fixtures
+
+    from deepfake_detector import datasets
+    from deepfake_detector.report import metrics
+
+    root = dataset_fixtures.asvspoof2021(tmp_path / "corpus")
+    dataset_fixtures.asvspoof2021_asv_scores(root)
+    asv = datasets.asv_scores(root, "asvspoof2021", "test")
+    assert asv.cost_model == "asvspoof2021" and len(asv.keys) == 6  # the progress-subset ASV trial is left out
+    out = tmp_path / "report"
+    assert evaluate.main([str(root), "--model", str(model_path), "--out", str(out)]) == 0
+    metrics_json = json.loads((out / "metrics.json").read_text())
+    assert metrics_json["n"] == 6 and "revised" in metrics_json["min_tdcf_cost_model"]
+    # Only LA's eval rows count (one fake, one real), as in the official ranking: recompute from their scores.
+    scores = pd.read_csv(out / "scores.csv")
+    la_eval = scores[scores["file"].str.contains("LA_E_9332881|LA_E_9332883")]
+    expected = metrics.min_tdcf_revised((la_eval["label"] == "fake").astype(int), la_eval["p_fake"],
+                                        asv.keys, asv.scores)
+    assert metrics_json["min_tdcf"] == pytest.approx(expected)
+    assert "revised t-DCF, organisers' ASV scores, 2 trials, track LA, subset eval" in (out / "report.md").read_text()
+
+
+def test_asvspoof_2021_asv_scores_must_name_the_trials_of_the_asv_keys(tmp_path):
+    import dataset_fixtures
+
+    from deepfake_detector import datasets
+
+    root = dataset_fixtures.asvspoof2021(tmp_path / "corpus")
+    dataset_fixtures.asvspoof2021_asv_scores(root, scores_trial="LA_E_7777777")
+    with pytest.raises(datasets.DatasetError, match="score.txt line 1: trial LA_E_7777777, but .* names LA_E_1000001"):
+        datasets.asv_scores(root, "asvspoof2021", "test")
+    assert datasets.asv_scores(tmp_path / "corpus", "asvspoof2021", "val") is None
+
+
 def test_metadata_columns_become_conditions_but_measurements_and_ids_do_not():
     scored = pd.DataFrame({"file": list("abcdefgh"), "label": ["real", "fake"] * 4,
                            "p_fake": [0.1, 0.9, 0.2, 0.3, 0.4, 0.8, 0.6, 0.7], "error": [""] * 8,

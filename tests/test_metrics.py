@@ -108,3 +108,19 @@ def test_min_tdcf_matches_the_hand_computed_asvspoof_2019_value():
     assert metrics.min_tdcf([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], asv_keys, asv_scores) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="target, nontarget and spoof"):
         metrics.min_tdcf(labels, scores, asv_keys[:4], asv_scores[:4])
+
+
+def test_revised_min_tdcf_of_asvspoof_2021_matches_the_hand_computed_value():
+    # ASV: target 1 3, nontarget 0 2 -> EER threshold 2: P_miss_asv 0.5, P_fa_asv 0.5; spoof 0.5 2.5 -> half pass.
+    # C0 = 0.9405*1*0.5 + 0.0095*10*0.5 = 0.51775; C1 = 0.9405 - C0 = 0.42275; C2 = 0.05*10*0.5 = 0.25.
+    # CM as above: min over thresholds of C1*P(real flagged) + C2*P(fake passed) = 0.125 (at 0.9), so
+    # (C0 + 0.125) / (C0 + min(C1, C2)) = 0.64275 / 0.76775. The legacy form on the same ASV gives 0.125 / 0.25.
+    labels, scores = [0, 0, 1, 1], [0.1, 0.4, 0.3, 0.9]
+    asv_keys = ["target", "target", "nontarget", "nontarget", "spoof", "spoof"]
+    asv_scores = [1.0, 3.0, 0.0, 2.0, 0.5, 2.5]
+    assert metrics.asv_error_rates(asv_keys, asv_scores) == (0.5, 0.5, 0.5)
+    assert metrics.min_tdcf_revised(labels, scores, asv_keys, asv_scores) == pytest.approx(0.64275 / 0.76775)
+    assert metrics.min_tdcf(labels, scores, asv_keys, asv_scores) == pytest.approx(0.5)
+    # A perfect CM leaves only the ASV's own cost C0, so the revised form stays above 0 when the ASV errs.
+    assert metrics.min_tdcf_revised([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], asv_keys, asv_scores) == pytest.approx(
+        0.51775 / 0.76775)

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     print(f"{title}: {summary['n']} files scored, {summary['n_failed']} failed{headline}, "
           f"accuracy {summary['at_threshold']['accuracy']:.3f} at threshold {detector.threshold:.4g}")
     if summary.get("min_tdcf") is not None:
-        print(f"min t-DCF {summary['min_tdcf']:.4f} (organisers' ASV scores)")
+        print(f"min t-DCF {summary['min_tdcf']:.4f} ({summary['min_tdcf_cost_model']}, organisers' ASV scores)")
     print(f"report: {out_dir}/report.md")
     try:  # the model's card lists every report of this model found beside this one
         print(f"model card: {model_card.write_model_card(detector.path, out_dir.parent)}")

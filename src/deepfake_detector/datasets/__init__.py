@@ -15,10 +15,10 @@ from types import ModuleType
 
 import pandas as pd
 
-from deepfake_detector.datasets.common import BONA_FIDE_ATTACK, TABLE_COLUMNS, DatasetError, Problem
+from deepfake_detector.datasets.common import BONA_FIDE_ATTACK, TABLE_COLUMNS, AsvScores, DatasetError, Problem
 
-__all__ = ["BONA_FIDE_ATTACK", "TABLE_COLUMNS", "DatasetError", "Problem", "add_dataset_arguments", "asv_scores",
-           "detect", "layouts", "layout_help", "metadata_columns", "read"]
+__all__ = ["BONA_FIDE_ATTACK", "TABLE_COLUMNS", "AsvScores", "DatasetError", "Problem", "add_dataset_arguments",
+           "asv_scores", "detect", "layouts", "layout_help", "metadata_columns", "read"]
 
 _NOT_LAYOUTS = {"common"}
 
@@ -86,8 +86,8 @@ def add_dataset_arguments(parser) -> None:
                              "(default: list them in errors.csv and go on)")
 
 
-def asv_scores(root: Path, layout: str, split: str):
-    """The organisers' ASV scores (keys, scores) for min t-DCF when the layout has them on disk, else None."""
+def asv_scores(root: Path, layout: str, split: str) -> AsvScores | None:
+    """The organisers' ASV scores for min t-DCF when the layout has them on disk, else None."""
     reader = getattr(layout_module(layout), "asv_scores", None)
     return reader(Path(root), split) if reader else None
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_detector.datasets.common import (Problem, audio_by_stem, concat, join_audio, labels_of, make_table,
-                                               protocol_frame, read_protocol)
+from deepfake_detector.datasets.common import (AsvScores, Problem, audio_by_stem, concat, join_audio, labels_of,
+                                               make_table, protocol_frame, read_protocol)
 
 NAME = "asvspoof2019_la"
 DESCRIPTION = "ASVspoof 2019 LA (LA/ASVspoof2019_LA_cm_protocols + ASVspoof2019_LA_{train,dev,eval}/flac)"
@@ -59,10 +59,11 @@ def asv_score_file(root: Path, split: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def asv_scores(root: Path, split: str) -> tuple[list[str], list[float]] | None:
-    """(keys target/nontarget/spoof, scores) of the organisers' ASV system on a split, or None."""
+def asv_scores(root: Path, split: str) -> AsvScores | None:
+    """The organisers' ASV scores on a split (legacy t-DCF, every CM row), or None when not on disk."""
     path = asv_score_file(root, split)
     if path is None:
         return None
     entries = read_protocol(path, min_fields=3)  # lines: source (bonafide or attack) key score
-    return [fields[1] for _, fields in entries], [float(fields[2]) for _, fields in entries]
+    return AsvScores([fields[1] for _, fields in entries], [float(fields[2]) for _, fields in entries],
+                     cost_model="asvspoof2019")

@@ -7,10 +7,12 @@ another unit that must not straddle splits; attack = system id, '-' for bona fid
 followed by metadata columns the corpus carries (codec, language, vocoder, ...). `problems` lists (file, reason)
 pairs: protocol lines without audio and audio that no protocol line names. They are never dropped silently.
 Malformed lines and unknown label words raise DatasetError naming the file and line.
+A layout whose organisers publish ASV scores may also define `asv_scores(root, split) -> AsvScores | None`.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +23,18 @@ TABLE_COLUMNS = ["path", "label", "split", "group", "attack"]
 BONA_FIDE_ATTACK = "-"
 
 Problem = tuple[str, str]  # (file, reason), the rows of errors.csv
+
+
+@dataclass(frozen=True)
+class AsvScores:
+    """The organisers' ASV system on one evaluation set, for min t-DCF: a key ('target', 'nontarget', 'spoof')
+    and a score per ASV trial; the cost model (a name in report.metrics.MIN_TDCF); and the CM rows the official
+    figure covers, as (column, value) pairs that every counted row must match (e.g. ASVspoof 2021 LA: track LA,
+    subset eval)."""
+    keys: list[str]
+    scores: list[float]
+    cost_model: str
+    cm_rows: tuple[tuple[str, str], ...] = ()
 
 
 class DatasetError(ValueError):

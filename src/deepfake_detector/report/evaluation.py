@@ -125,10 +125,11 @@ def _number(value: float) -> str:
     return "" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
-def _attack_markdown(attacks: pd.DataFrame, min_tdcf: float | None) -> list[str]:
+def _attack_markdown(attacks: pd.DataFrame, tdcf: dict | None) -> list[str]:
     lines = []
-    if min_tdcf is not None:
-        lines += [f"**min t-DCF** (ASVspoof 2019 cost model, organisers' ASV scores): {min_tdcf:.4f}", ""]
+    if tdcf is not None:
+        lines += [f"**min t-DCF** ({tdcf['cost_model']}, organisers' ASV scores, {tdcf['n']} trials"
+                  f"{tdcf['rows']}): {tdcf['value']:.4f}", ""]
     if attacks.empty:
         return lines
     lines += ["## EER per attack", "Each attack's spoofed files against all bona fide files.", "",
@@ -152,9 +153,9 @@ def _breakdown_markdown(breakdown: pd.DataFrame, failed: pd.DataFrame) -> str:
 
 
 def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, title: str,
-                     extra: dict | None = None, asv: tuple | None = None) -> dict:
+                     extra: dict | None = None, asv=None) -> dict:
     """From a scores table, write scores.csv, breakdown.csv, attacks.csv and the report (metrics.json, plots,
-    report.md). `asv` = (keys, scores) of the organisers' ASV system adds the min t-DCF."""
+    report.md). `asv`, the organisers' ASV system (datasets.AsvScores), adds the min t-DCF."""
     out_dir = Path(out_dir)
     failed = scores[scores["error"] != ""]
     scored = scores[scores["error"] == ""]
@@ -166,7 +167,8 @@ def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, titl
     extra = {**(extra or {}), "n_failed": len(failed),
              "failed_files": failed[["file", "error"]].to_dict("records"),
              "breakdown": breakdown.replace({np.nan: None}).to_dict("records"),
-             "per_attack": attacks.replace({np.nan: None}).to_dict("records"), "min_tdcf": tdcf}
+             "per_attack": attacks.replace({np.nan: None}).to_dict("records"),
+             "min_tdcf": tdcf and tdcf["value"], "min_tdcf_cost_model": tdcf and tdcf["cost_model"]}
     if len(failed):
         extra["warnings"] = extra.get("warnings", []) + [
             f"{len(failed)} file(s) could not be scored and are not in the metrics"]
@@ -182,7 +184,17 @@ def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, titl
     return summary
 
 
-def _min_tdcf(scored: pd.DataFrame, asv: tuple | None) -> float | None:
-    if asv is None or scored["label"].nunique() < 2:
+def _min_tdcf(scored: pd.DataFrame, asv) -> dict | None:
+    """{value, cost_model, n, rows} of the min t-DCF over the CM rows the official figure covers, or None
+    without ASV scores or without both classes among those rows."""
+    if asv is None:
         return None
-    return metrics.min_tdcf(class_labels(scored["label"]), scored["p_fake"].to_numpy(), *asv)
+    covered = scored
+    for column, value in asv.cm_rows:
+        covered = covered[covered[column].astype(str) == value] if column in covered.columns else covered.iloc[:0]
+    if covered["label"].nunique() < 2:
+        return None
+    function, cost_model = metrics.MIN_TDCF[asv.cost_model]
+    value = function(class_labels(covered["label"]), covered["p_fake"].to_numpy(), asv.keys, asv.scores)
+    rows = "".join(f", {column} {value}" for column, value in asv.cm_rows)
+    return {"value": value, "cost_model": cost_model, "n": len(covered), "rows": rows}

@@ -106,18 +106,18 @@ def summarise(labels, scores, threshold: float) -> dict:
     return summary
 
 
-# The ASVspoof 2019 cost model of the tandem detection cost function (Kinnunen et al. 2020, as in the organisers'
-# evaluation package): prior of a spoof trial, and the costs of ASV and countermeasure (CM) errors.
+# Cost models of the tandem detection cost function, as in the organisers' evaluation packages: prior of a spoof
+# trial, and the costs of ASV and countermeasure (CM) errors. 2019 uses the legacy t-DCF; 2021 the revised one of
+# Kinnunen et al. 2020 (TASLP, "Tandem assessment ... Fundamentals"), whose costs are those of the tandem system.
 TDCF_2019_COSTS = {"p_spoof": 0.05, "p_target": 0.95 * 0.99, "p_nontarget": 0.95 * 0.01,
                    "c_miss_asv": 1.0, "c_fa_asv": 10.0, "c_miss_cm": 1.0, "c_fa_cm": 10.0}
+TDCF_2021_COSTS = {"p_spoof": 0.05, "p_target": 0.95 * 0.99, "p_nontarget": 0.95 * 0.01,
+                   "c_miss": 1.0, "c_fa": 10.0, "c_fa_spoof": 10.0}
 
 
-def min_tdcf(labels, scores, asv_keys, asv_scores, costs: dict = TDCF_2019_COSTS) -> float:
-    """Normalised minimum t-DCF of a countermeasure (our labels/scores: 1 = fake, higher = more fake) in tandem
-    with a fixed ASV system given by its scores on target, nontarget and spoof trials (`asv_keys`).
-
-    As the ASVspoof 2019 package: the ASV threshold is its EER point on target vs nontarget; then over every CM
-    threshold t-DCF = C1 * P_miss_cm + C2 * P_fa_cm, normalised by min(C1, C2)."""
+def asv_error_rates(asv_keys, asv_scores) -> tuple[float, float, float]:
+    """(P_miss, P_fa, P_miss_spoof) of a fixed ASV system at its EER threshold on target vs nontarget trials,
+    as both ASVspoof packages compute them; `asv_keys` holds 'target', 'nontarget' or 'spoof' per score."""
     asv_keys = np.asarray(asv_keys).astype(str)
     asv_scores = np.asarray(asv_scores, dtype=np.float64)
     target, nontarget, spoof = (asv_scores[asv_keys == key] for key in ("target", "nontarget", "spoof"))
@@ -125,14 +125,46 @@ def min_tdcf(labels, scores, asv_keys, asv_scores, costs: dict = TDCF_2019_COSTS
         raise ValueError("ASV scores need target, nontarget and spoof trials")
     asv_labels = np.concatenate([np.ones(len(target)), np.zeros(len(nontarget))])
     _, asv_threshold = compute_eer(asv_labels, np.concatenate([target, nontarget]))
-    p_miss_asv = np.mean(target < asv_threshold)
-    p_fa_asv = np.mean(nontarget >= asv_threshold)
-    p_miss_spoof_asv = np.mean(spoof < asv_threshold)
+    return (float(np.mean(target < asv_threshold)), float(np.mean(nontarget >= asv_threshold)),
+            float(np.mean(spoof < asv_threshold)))
+
+
+def _cm_error_rates(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """(P_miss_cm, P_fa_cm) over every CM threshold. A CM miss is a bona fide trial rejected, our false positive;
+    a CM false alarm is a spoof accepted, our miss (our labels/scores: 1 = fake, higher = more fake)."""
+    fake_missed, real_flagged, _ = det_curve(labels, scores)
+    return real_flagged, fake_missed
+
+
+def min_tdcf(labels, scores, asv_keys, asv_scores, costs: dict = TDCF_2019_COSTS) -> float:
+    """Normalised minimum legacy t-DCF (ASVspoof 2019) of a countermeasure in tandem with a fixed ASV system
+    given by its scores on target, nontarget and spoof trials (`asv_keys`): over every CM threshold
+    t-DCF = C1 * P_miss_cm + C2 * P_fa_cm, normalised by min(C1, C2)."""
+    p_miss_asv, p_fa_asv, p_miss_spoof_asv = asv_error_rates(asv_keys, asv_scores)
     c1 = costs["p_target"] * (costs["c_miss_cm"] - costs["c_miss_asv"] * p_miss_asv) \
         - costs["p_nontarget"] * costs["c_fa_asv"] * p_fa_asv
     c2 = costs["c_fa_cm"] * costs["p_spoof"] * (1.0 - p_miss_spoof_asv)
     if c1 <= 0 or c2 <= 0:
         raise ValueError(f"t-DCF undefined for this ASV system (C1={c1:.4g}, C2={c2:.4g})")
-    # CM miss = a bona fide trial rejected = our false positive; CM false alarm = a spoof accepted = our miss.
-    fake_missed, real_flagged, _ = det_curve(labels, scores)
-    return float(np.min(c1 * real_flagged + c2 * fake_missed) / min(c1, c2))
+    p_miss_cm, p_fa_cm = _cm_error_rates(labels, scores)
+    return float(np.min(c1 * p_miss_cm + c2 * p_fa_cm) / min(c1, c2))
+
+
+def min_tdcf_revised(labels, scores, asv_keys, asv_scores, costs: dict = TDCF_2021_COSTS) -> float:
+    """Normalised minimum revised t-DCF (ASVspoof 2021 LA): over every CM threshold
+    t-DCF = C0 + C1 * P_miss_cm + C2 * P_fa_cm, normalised by C0 + min(C1, C2), the cost of a CM that accepts or
+    rejects everything. C0 is the cost the ASV system incurs on its own, so unlike the legacy form the ASV's
+    errors raise the floor instead of shrinking C1."""
+    p_miss_asv, p_fa_asv, p_miss_spoof_asv = asv_error_rates(asv_keys, asv_scores)
+    c0 = costs["p_target"] * costs["c_miss"] * p_miss_asv + costs["p_nontarget"] * costs["c_fa"] * p_fa_asv
+    c1 = costs["p_target"] * costs["c_miss"] - c0
+    c2 = costs["p_spoof"] * costs["c_fa_spoof"] * (1.0 - p_miss_spoof_asv)
+    if c1 < 0 or c2 < 0 or c0 + min(c1, c2) <= 0:
+        raise ValueError(f"t-DCF undefined for this ASV system (C0={c0:.4g}, C1={c1:.4g}, C2={c2:.4g})")
+    p_miss_cm, p_fa_cm = _cm_error_rates(labels, scores)
+    return float(np.min(c0 + c1 * p_miss_cm + c2 * p_fa_cm) / (c0 + min(c1, c2)))
+
+
+# Cost model name (AsvScores.cost_model) -> (function, how reports name it).
+MIN_TDCF = {"asvspoof2019": (min_tdcf, "ASVspoof 2019 cost model, legacy t-DCF"),
+            "asvspoof2021": (min_tdcf_revised, "ASVspoof 2021 cost model, revised t-DCF")}

@@ -1,4 +1,5 @@
-"""The render fast path gives today's pictures: our STFT equals librosa's bit for bit, our PNG decodes losslessly."""
+"""The render fast path: our single-precision STFT stays within float32 rounding of librosa's float64 one and
+moves almost no pixel; our PNG decodes losslessly."""
 import io
 
 import librosa
@@ -9,15 +10,16 @@ from deepfake_detector.data import features
 from deepfake_detector.params import Params
 
 
-def test_stft_equals_librosa_bit_for_bit():
+def test_stft_matches_librosa_to_single_precision():
     rng = np.random.default_rng(3)
     for params in (Params(), Params(n_fft=1024, hop_length=256, window_s=1.0)):
         for shape in ((params.window_samples,), (3, params.window_samples), (5000,)):
             segments = (0.3 * rng.standard_normal(shape)).astype(np.float32)
             ours = features.stft(segments, params)
             theirs = librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length)
-            assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-            np.testing.assert_array_equal(ours, theirs)
+            assert ours.dtype == theirs.dtype == np.complex64 and ours.shape == theirs.shape
+            # float32 FFT rounding: measured 1.6e-7 of the peak magnitude; a framing or window error would be O(1).
+            assert np.abs(ours - theirs).max() <= 2e-6 * np.abs(theirs).max()
 
 
 def test_png_decodes_to_the_same_pixels_with_pillow(tmp_path):
@@ -31,14 +33,25 @@ def test_png_decodes_to_the_same_pixels_with_pillow(tmp_path):
         np.testing.assert_array_equal(np.asarray(small), image[:5, :7])
 
 
-def test_rendered_picture_is_unchanged_by_the_fast_path(monkeypatch):
-    # The same recipe with librosa's own STFT put back: the fast path must not move a single pixel.
+def test_single_precision_moves_at_most_one_colour_step_on_a_tiny_share_of_pixels(monkeypatch):
+    # The same recipe with librosa's float64 STFT put back (what the renderer used before the fast path).
+    # bench/render_precision.py measures the same on real clips, with the model score change.
     params = Params()
     t = np.arange(int(5.5 * params.sample_rate)) / params.sample_rate
-    waveform = (0.4 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.01 * np.cos(7 * t)).astype(np.float32)
-    fast, _ = features.waveform_to_images(waveform, params)
-    monkeypatch.setattr(features, "stft", lambda segments, params: librosa.stft(
-        segments, n_fft=params.n_fft, hop_length=params.hop_length))
-    reference, _ = features.waveform_to_images(waveform, params)
-    assert len(fast) == 2
-    np.testing.assert_array_equal(fast, reference)
+    rng = np.random.default_rng(0)
+    chirp = 0.4 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.01 * np.cos(7 * t)
+    noisy = chirp * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.003 * rng.standard_normal(len(t))
+    for waveform in (chirp.astype(np.float32), noisy.astype(np.float32)):
+        fast, _ = features.waveform_to_images(waveform, params)
+        with monkeypatch.context() as patch:
+            patch.setattr(features, "stft", lambda segments, params: librosa.stft(
+                segments, n_fft=params.n_fft, hop_length=params.hop_length))
+            reference, _ = features.waveform_to_images(waveform, params)
+        assert fast.shape == reference.shape and len(fast) == 2
+        lut = features.magma_lut().astype(int)
+        index_of = {tuple(colour): index for index, colour in enumerate(lut)}
+        changed = np.flatnonzero((fast != reference).any(axis=-1))
+        assert len(changed) <= 0.001 * fast[..., 0].size
+        for flat in changed:
+            a, b = fast.reshape(-1, 3)[flat], reference.reshape(-1, 3)[flat]
+            assert abs(index_of[tuple(a.astype(int))] - index_of[tuple(b.astype(int))]) == 1

@@ -58,6 +58,17 @@ def test_three_shards_merge_to_the_single_run(audio_folder, tmp_path):
     assert Params.load(tmp_path / "merged" / "params.json") == PARAMS
 
 
+def test_a_shard_hashes_each_file_once(audio_folder, tmp_path, monkeypatch):
+    # select_shard hashes every file to choose it; the render must reuse that hash, not read the file again.
+    from deepfake_detector.data import spectrograms
+
+    hashed = []
+    real_hash = spectrograms.sha256_file
+    monkeypatch.setattr(spectrograms, "sha256_file", lambda path: hashed.append(path) or real_hash(path))
+    generate(audio_folder, tmp_path / "shard", PARAMS, progress=False, shard=(0, 1))  # jobs=1: in this process
+    assert len(hashed) == len(set(hashed)) == 10  # 9 clips and the broken file, each hashed exactly once
+
+
 def test_merge_refuses_other_parameters_and_incomplete_sets(audio_folder, tmp_path):
     generate(audio_folder, tmp_path / "a0", PARAMS, progress=False, shard=(0, 2))
     generate(audio_folder, tmp_path / "a1", PARAMS.replace(hop_s=2.0), progress=False, shard=(1, 2))

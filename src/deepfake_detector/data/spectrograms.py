@@ -56,6 +56,7 @@ class SourceFile:
     path: Path
     class_name: str  # 'real' or 'fake'
     official_split: str  # 'train', 'val', 'test' or '' when the layout has none
+    sha256: str | None = None  # content hash when already computed (select_shard), so no file is hashed twice
 
 
 @dataclasses.dataclass
@@ -87,7 +88,7 @@ def discover_sources(root: Path, layout: str | None = None,
     return sources, table, problems
 
 
-def dataset_columns(rows: list[dict], table: pd.DataFrame) -> tuple[list[dict], list[str]]:
+def with_dataset_columns(rows: list[dict], table: pd.DataFrame) -> tuple[list[dict], list[str]]:
     """Add the dataset's group, attack and metadata values to each manifest row; also return those columns."""
     columns = [column for column in table.columns if column not in ("path", "label", "split")]
     by_path = table.set_index("path")[columns].to_dict("index")
@@ -124,7 +125,7 @@ def png_name(source: SourceFile, sha256: str, window_index: int) -> str:
 def render_file(source: SourceFile, output_dir: Path, params: Params, previous_rows: list[dict]) -> FileOutcome:
     """Render one file's windows (or reuse them when nothing changed); never raises on bad audio."""
     try:
-        sha256 = sha256_file(source.path)
+        sha256 = source.sha256 or sha256_file(source.path)
     except OSError as error:
         return FileOutcome(source, [], "failed", f"unreadable: {error.strerror or error}")
     if _reusable(previous_rows, source, sha256, output_dir, params):
@@ -286,7 +287,7 @@ def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, f
     tasks = [(source, output_dir, params, previous.get(str(source.path), [])) for source in sources]
     outcomes = _run_with_journal(tasks, jobs, output_dir, progress)
 
-    rows, extra_columns = dataset_columns(sort_rows([row for outcome in outcomes for row in outcome.rows]), dataset)
+    rows, extra_columns = with_dataset_columns(sort_rows([row for outcome in outcomes for row in outcome.rows]), dataset)
     skipped = unusable_entries(input_dir)
     errors = sorted([(str(outcome.source.path), outcome.reason) for outcome in outcomes
                      if outcome.status == "failed"] + problems + skipped)
@@ -345,10 +346,11 @@ def select_shard(sources: list[SourceFile], shard: tuple[int, int], progress: bo
                        disable=not progress):
         try:
             digest = sha256_file(source.path)
+            hashed = dataclasses.replace(source, sha256=digest)  # render_file reuses it
         except OSError:
-            digest = hashlib.sha256(str(source.path).encode()).hexdigest()
+            digest, hashed = hashlib.sha256(str(source.path).encode()).hexdigest(), source
         if shard_of(digest, count) == index:
-            chosen.append(source)
+            chosen.append(hashed)
     return chosen
 
 

@@ -55,3 +55,16 @@ def test_single_precision_moves_at_most_one_colour_step_on_a_tiny_share_of_pixel
         for flat in changed:
             a, b = fast.reshape(-1, 3)[flat], reference.reshape(-1, 3)[flat]
             assert abs(index_of[tuple(a.astype(int))] - index_of[tuple(b.astype(int))]) == 1
+
+
+def test_band_blocks_give_the_full_filter_bank_product():
+    rng = np.random.default_rng(1)
+    for params in (Params(), Params(scale="linear"), Params(n_mels=60)):
+        spectrum = features.stft((0.3 * rng.standard_normal((2, params.window_samples))).astype(np.float32), params)
+        bin_power = np.abs(spectrum.astype(np.complex128)) ** 2
+        full = features.band_basis(params).astype(np.float64) @ bin_power
+        blocks = np.zeros_like(full)
+        for rows, columns, block in features._band_blocks(params):
+            blocks[..., rows, :] = block @ bin_power[..., columns, :]
+        np.testing.assert_allclose(blocks, full, rtol=1e-5, atol=1e-7 * full.max())
+        assert sum(block.size for _, _, block in features._band_blocks(params)) < features.band_basis(params).size

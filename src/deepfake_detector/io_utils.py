@@ -10,15 +10,16 @@ import contextlib
 import ctypes
 import ctypes.util
 import hashlib
+import itertools
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+_tmp_counter = itertools.count()
 PARENT_POLL_S = 1.0
 
 
@@ -27,13 +28,16 @@ def atomic_path(path: Path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    # mkstemp creates 0600 files; give the output the permissions a plain open() would (0666 minus umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_name, 0o666 & ~umask)
-    tmp_path = Path(tmp_name)
+    # A name no other process or thread uses (pid + a per-process counter), created exclusively with the mode a
+    # plain open() gives (0666 minus umask): half the system calls of mkstemp + chmod, which counts at one
+    # write per rendered picture.
+    while True:  # a leftover of a killed process that had this pid is skipped, never overwritten
+        tmp_path = path.with_name(f".{path.name}.{os.getpid()}.{next(_tmp_counter)}.tmp")
+        try:
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -1,7 +1,7 @@
 """Deepfake-speech detector: magma mel-spectrogram pictures classified by a tf.keras CNN.
 
     from deepfake_detector import Detector
-    detector = Detector.load("models/baseline.keras")
+    detector = Detector.load("models/compact_cmn.keras")
     print(detector.predict("clip.wav"))
 
 Importing the package is cheap: TensorFlow loads only when a model is loaded or trained.

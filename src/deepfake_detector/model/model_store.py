@@ -35,7 +35,7 @@ class Detector:
     """A trained detector: the network with its metadata. This is the public Python API:
 
         from deepfake_detector import Detector
-        detector = Detector.load("models/baseline.keras")       # the .json metadata must sit beside it
+        detector = Detector.load("models/compact_cmn.keras")    # the .json metadata must sit beside it
         result = detector.predict("clip.mp3")                    # or detector.predict(waveform, sr=16000)
         print(result["label"], result["p_fake"], result["threshold"])
 

@@ -20,7 +20,7 @@ SCALE ?= mel
 PAIR_LOSS ?= none
 EPOCHS ?= 10
 PER_CLASS ?= 600
-VENV_SIZE := 2.5 GB
+VENV_SIZE := 2.7 GB
 
 .PHONY: setup os-packages browser demo data spectrograms split train test serve clean-outputs
 

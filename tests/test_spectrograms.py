@@ -280,3 +280,28 @@ def test_kill_9_leaves_no_workers_and_a_rerun_keeps_the_finished_files(tmp_path)
     summary = run(tmp_path / "in", output)
     assert summary.reused == len(journaled) and summary.rendered == 48 - len(journaled)
     assert not (output / "progress.jsonl").exists() and len(read_manifest(output)) == 48 * 3  # 12 s = three 4 s windows
+
+
+def test_a_process_running_tensorflow_renders_with_spawned_workers(tmp_path):
+    # Forking a process whose TensorFlow threads run copies their locks mid-use; the generalisation benchmark's
+    # render pool, forked after training, died with BrokenProcessPool. Such a process must spawn its workers.
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    for index in range(4):
+        write_tone(tmp_path / "audio" / ("real", "fake")[index % 2] / f"clip{index}.wav", 1.5, 200.0 + 50 * index)
+    script = f"""
+import sys
+sys.path.insert(0, {src!r})
+from deepfake_detector.io_utils import pool_context
+assert pool_context().get_start_method() == "fork"  # no TensorFlow yet: the cheap start
+import tensorflow as tf
+tf.reduce_sum(tf.ones((256, 256)) @ tf.ones((256, 256))).numpy()  # its thread pools are now running
+assert pool_context().get_start_method() == "spawn"
+from deepfake_detector.data.spectrograms import generate
+from deepfake_detector.params import Params
+print("rendered", generate({str(tmp_path / "audio")!r}, {str(tmp_path / "out")!r}, Params(), jobs=2,
+                           progress=False).rendered)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rendered 4" in done.stdout

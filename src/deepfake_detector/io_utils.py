@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import itertools
+import multiprocessing
 import os
 import signal
 import sys
@@ -60,6 +61,17 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: stream.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """The start method for worker pools: fork while TensorFlow is not loaded (workers inherit the imported
+    modules, no start-up cost), spawn once it is. Forking a process whose TensorFlow threads are running copies
+    their locks mid-use: a render pool forked after training died with "mutex.cc: Check w->waitp->cond ==
+    nullptr failed" (BrokenProcessPool) in the generalisation benchmark. Spawned workers import what they need,
+    so the calling script needs the usual `if __name__ == "__main__":` guard."""
+    if "tensorflow" not in sys.modules and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def exit_with_parent(parent_pid: int) -> None:

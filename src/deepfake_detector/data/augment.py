@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import multiprocessing
 import shutil
 import subprocess
 import warnings
@@ -36,7 +35,7 @@ from scipy import signal
 from tqdm import tqdm
 
 from deepfake_detector.data import audio, features
-from deepfake_detector.io_utils import atomic_write_text
+from deepfake_detector.io_utils import atomic_write_text, pool_context
 from deepfake_detector.params import Params
 
 NOISE_KINDS = ("white", "pink", "background")
@@ -544,10 +543,8 @@ def _map_with_progress(tasks: list[_SourceTask], output_dir: Path, params: Param
     progress = dict(total=len(tasks), desc="augmenting train files", unit="file")
     if jobs <= 1:
         return [render(task) for task in tqdm(tasks, **progress)]
-    # spawn, not fork: the caller has usually started TensorFlow's threads, which a fork must not copy.
-    # (So a calling script needs the usual `if __name__ == "__main__":` guard.)
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+    # The caller has usually started TensorFlow's threads, which a fork must not copy: see pool_context.
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=pool_context(),
                                                 initializer=_one_blas_thread) as pool:
         return list(tqdm(pool.map(render, tasks, chunksize=1), **progress))
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from deepfake_detector import datasets
 from deepfake_detector.data import audio, features
-from deepfake_detector.io_utils import atomic_path, atomic_write_text, exit_with_parent, sha256_file
+from deepfake_detector.io_utils import atomic_path, atomic_write_text, exit_with_parent, pool_context, sha256_file
 from deepfake_detector.params import AUDIO_EXTENSIONS, Params
 
 MANIFEST_COLUMNS = [
@@ -180,8 +180,8 @@ def _outcomes(tasks: list[tuple], jobs: int):
         with threadpool_limits(1):  # restored when the run ends
             yield from map(_render_task, tasks)
         return
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                                initargs=(os.getpid(),)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=pool_context(),
+                                                initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_render_task, task) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()
@@ -287,7 +287,8 @@ def generate(input_dir: Path, output_dir: Path, params: Params, jobs: int = 1, f
     tasks = [(source, output_dir, params, previous.get(str(source.path), [])) for source in sources]
     outcomes = _run_with_journal(tasks, jobs, output_dir, progress)
 
-    rows, extra_columns = with_dataset_columns(sort_rows([row for outcome in outcomes for row in outcome.rows]), dataset)
+    rows = sort_rows([row for outcome in outcomes for row in outcome.rows])
+    rows, extra_columns = with_dataset_columns(rows, dataset)
     skipped = unusable_entries(input_dir)
     errors = sorted([(str(outcome.source.path), outcome.reason) for outcome in outcomes
                      if outcome.status == "failed"] + problems + skipped)

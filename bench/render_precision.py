@@ -4,7 +4,7 @@ For every clip, the pictures of today's renderer (features.stft, float32 FFT) ar
 through librosa.stft (float64 FFT, what the renderer used before): share of pixels that differ, largest change in
 colour-map index (0-255), and with --model the largest change in the model's per-file p(fake).
 
-Example: python bench/render_precision.py --input ../shared/data/for-norm-mini --model models/baseline.keras
+Example: python bench/render_precision.py --input ../shared/data/for-norm-mini --model models/compact_cmn.keras
 """
 import argparse
 import os
@@ -25,15 +25,6 @@ from deepfake_detector.params import AUDIO_EXTENSIONS, Params  # noqa: E402
 
 def float64_stft(segments: np.ndarray, params: Params) -> np.ndarray:
     return librosa.stft(segments, n_fft=params.n_fft, hop_length=params.hop_length)
-
-
-def colour_indices(images: np.ndarray) -> np.ndarray:
-    """(..., 3) magma pixels -> (...) colour-map indices (the 256 magma colours are distinct)."""
-    lut = features.magma_lut().astype(np.int64)
-    codes = (images.astype(np.int64) * [65536, 256, 1]).sum(axis=-1)
-    order = np.argsort(lut @ [65536, 256, 1])
-    sorted_codes = (lut @ [65536, 256, 1])[order]
-    return order[np.searchsorted(sorted_codes, codes)]
 
 
 def both_renderings(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +63,7 @@ def main(argv=None) -> int:
             print(f"skipped {path.name}: {error}", file=sys.stderr)
             continue
         fast, reference = both_renderings(waveform, params)
-        steps = np.abs(colour_indices(fast) - colour_indices(reference))
+        steps = np.abs(features.picture_levels(fast) - features.picture_levels(reference))
         changed, total, windows = changed + int((steps > 0).sum()), total + steps.size, windows + len(fast)
         largest_step = max(largest_step, int(steps.max()))
         if detector is not None:

@@ -67,10 +67,10 @@ def test_a_model_that_sees_one_band_gets_its_heat_in_that_band(rows, method):
 
 def test_neutral_picture_is_each_bands_mean_level_on_the_magma_curve():
     image = picture()
-    levels = explain.picture_levels(image)
+    levels = features.picture_levels(image)
     assert np.array_equal(features.magma_lut()[levels], image)  # colourise inverted exactly
     neutral = explain.neutral_picture(image)
-    neutral_levels = explain.picture_levels(neutral)
+    neutral_levels = features.picture_levels(neutral)
     assert np.array_equal(neutral_levels, np.repeat(neutral_levels[:, :1], WIDTH, axis=1))  # constant over time
     assert np.allclose(neutral_levels[:, 0], levels.mean(axis=1), atol=0.5)
     assert np.all(explain.neutral_picture(image, "floor") == features.magma_lut()[0])

@@ -172,6 +172,41 @@ def colourise(normalised: np.ndarray) -> np.ndarray:
     return np.take(magma_lut(), np.flipud(indices), axis=0)  # same pixels as lut[indices], several times faster
 
 
+@functools.lru_cache(maxsize=1)
+def _magma_index() -> dict[int, int]:
+    """Packed RGB colour -> level index 0..255 of the magma lookup table (first index for a repeated colour)."""
+    packed = _pack(magma_lut())
+    index = {}
+    for level, colour in enumerate(packed.tolist()):
+        index.setdefault(colour, level)
+    return index
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def picture_levels(picture: np.ndarray) -> np.ndarray:
+    """(..., 3) magma pixels -> (...) level indices 0..255 (colourise inverted, rows as they are).
+
+    Pictures rendered by features.colourise hold only lookup-table colours; any other colour (a picture from
+    elsewhere) maps to the nearest table colour.
+    """
+    packed = _pack(picture)
+    colours, inverse = np.unique(packed, return_inverse=True)
+    table = _magma_index()
+    lut = magma_lut().astype(np.float64)
+    levels = np.empty(len(colours), dtype=np.int64)
+    for position, colour in enumerate(colours.tolist()):
+        if colour in table:
+            levels[position] = table[colour]
+        else:
+            rgb = np.array([(colour >> 16) & 255, (colour >> 8) & 255, colour & 255], dtype=np.float64)
+            levels[position] = int(np.argmin(((lut - rgb) ** 2).sum(axis=1)))
+    return levels[inverse].reshape(packed.shape)
+
+
 def waveform_to_images(waveform: np.ndarray, params: Params) -> tuple[np.ndarray, list[Window]]:
     """Mono waveform at params.sample_rate -> (n_windows, n_mels, frames, 3) uint8 images and their windows."""
     segments, windows = split_windows(waveform, params)

@@ -44,48 +44,13 @@ MAX_REGIONS = 3
 
 # ---- pictures and their neutral version ---------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
-def _magma_index() -> dict[int, int]:
-    """Packed RGB colour -> level index 0..255 of the magma lookup table (first index for a repeated colour)."""
-    packed = _pack(features.magma_lut())
-    index = {}
-    for level, colour in enumerate(packed.tolist()):
-        index.setdefault(colour, level)
-    return index
-
-
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def picture_levels(picture: np.ndarray) -> np.ndarray:
-    """(n_mels, frames, 3) magma picture -> (n_mels, frames) level indices 0..255 (colourise inverted).
-
-    Pictures rendered by features.colourise hold only lookup-table colours; any other colour (a picture from
-    elsewhere) maps to the nearest table colour.
-    """
-    packed = _pack(picture)
-    colours, inverse = np.unique(packed, return_inverse=True)
-    table = _magma_index()
-    lut = features.magma_lut().astype(np.float64)
-    levels = np.empty(len(colours), dtype=np.int64)
-    for position, colour in enumerate(colours.tolist()):
-        if colour in table:
-            levels[position] = table[colour]
-        else:
-            rgb = np.array([(colour >> 16) & 255, (colour >> 8) & 255, colour & 255], dtype=np.float64)
-            levels[position] = int(np.argmin(((lut - rgb) ** 2).sum(axis=1)))
-    return levels[inverse].reshape(packed.shape)
-
-
 def neutral_picture(picture: np.ndarray, neutral: str = "band_mean") -> np.ndarray:
     """The picture every masked pixel is taken from: each band's mean level over time, or the dB floor colour."""
     if neutral == "floor":
         return np.broadcast_to(features.magma_lut()[0], picture.shape).copy()
     if neutral != "band_mean":
         raise ValueError(f"unknown neutral value '{neutral}'; choose one of: {', '.join(NEUTRALS)}")
-    band_mean = picture_levels(picture).mean(axis=1, keepdims=True)  # (n_mels, 1), picture rows
+    band_mean = features.picture_levels(picture).mean(axis=1, keepdims=True)  # (n_mels, 1), picture rows
     levels = np.broadcast_to(np.round(band_mean), picture.shape[:2]).astype(np.uint8)
     return features.magma_lut()[levels]
 
@@ -362,7 +327,7 @@ def render_overlay(picture: np.ndarray, heat: np.ndarray, params: Params, start_
     panels = [axes for axes in (top, bottom) if axes is not None]
     if top is not None:
         top.imshow(picture, aspect="auto", extent=extent, interpolation="nearest")
-    grey = picture_levels(picture)
+    grey = features.picture_levels(picture)
     bottom.imshow(grey, aspect="auto", extent=extent, cmap="gray", interpolation="nearest")
     limit = float(np.abs(heat).max()) or 1.0
     signed = method == "occlusion"

@@ -128,8 +128,9 @@ def _number(value: float) -> str:
 def _attack_markdown(attacks: pd.DataFrame, tdcf: dict | None) -> list[str]:
     lines = []
     if tdcf is not None:
-        lines += [f"**min t-DCF** ({tdcf['cost_model']}, organisers' ASV scores, {tdcf['n']} trials"
-                  f"{tdcf['rows']}): {tdcf['value']:.4f}", ""]
+        covered = "".join(f", {column} {value}" for column, value in tdcf["cm_rows"])
+        lines += [f"**min t-DCF** ({tdcf['cost_model']}, organisers' ASV scores, {tdcf['n']} trials{covered}): "
+                  f"{tdcf['value']:.4f}", ""]
     if attacks.empty:
         return lines
     lines += ["## EER per attack", "Each attack's spoofed files against all bona fide files.", "",
@@ -185,16 +186,15 @@ def write_evaluation(scores: pd.DataFrame, threshold: float, out_dir: Path, titl
 
 
 def _min_tdcf(scored: pd.DataFrame, asv) -> dict | None:
-    """{value, cost_model, n, rows} of the min t-DCF over the CM rows the official figure covers, or None
+    """{value, cost_model, n, cm_rows} of the min t-DCF over the CM rows the official figure covers, or None
     without ASV scores or without both classes among those rows."""
     if asv is None:
         return None
     covered = scored
-    for column, value in asv.cm_rows:
-        covered = covered[covered[column].astype(str) == value] if column in covered.columns else covered.iloc[:0]
+    for column, wanted in asv.cm_rows:
+        covered = covered[covered[column].astype(str) == wanted] if column in covered.columns else covered.iloc[:0]
     if covered["label"].nunique() < 2:
         return None
     function, cost_model = metrics.MIN_TDCF[asv.cost_model]
     value = function(class_labels(covered["label"]), covered["p_fake"].to_numpy(), asv.keys, asv.scores)
-    rows = "".join(f", {column} {value}" for column, value in asv.cm_rows)
-    return {"value": value, "cost_model": cost_model, "n": len(covered), "rows": rows}
+    return {"value": value, "cost_model": cost_model, "n": len(covered), "cm_rows": asv.cm_rows}

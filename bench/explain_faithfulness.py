@@ -6,7 +6,7 @@ the mean drop over `--random-repeats` random deletions of as many pixels (the ba
 A faithful map moves the score toward "real" much more than random deletion: the ratio is top / random.
 Also prints p(fake) of the all-neutral picture of each fake: how close each neutral value is to "no information".
 
-    python bench/explain_faithfulness.py [--model models/baseline.keras] [--splits spectrograms/splits.csv]
+    python bench/explain_faithfulness.py [--model models/NAME.keras] [--splits spectrograms/splits.csv]
                                          [--limit N] [--methods occlusion,gradcam] [--out benchmarks/explain.md]
 """
 import argparse
@@ -29,7 +29,7 @@ ROWS = (("occlusion", "band_mean"), ("gradcam", "band_mean"), ("occlusion", "flo
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/baseline.keras"))
+    parser.add_argument("--model", type=Path, help="trained model .keras (default: newest in models/, as predict)")
     parser.add_argument("--splits", type=Path, default=Path("spectrograms/splits.csv"),
                         help="splits.csv of the model's data; png paths are relative to its folder")
     parser.add_argument("--split", default="test")
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     from deepfake_detector.data import features
     from deepfake_detector.model import explain, model_store
 
-    detector = model_store.load_detector(args.model)
+    detector = model_store.load_detector(args.model or model_store.latest_model(Path("models")))
     splits = pd.read_csv(args.splits)
     fakes = splits[(splits["split"] == args.split) & (splits["class"] == "fake")].sort_values("png_path")
     if args.limit:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     commit = (model_store.git_commit() or "unknown")[:7]
     lines = [f"# Explanation faithfulness ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, git {commit})", "",
              f"Command: `python bench/explain_faithfulness.py {' '.join(argv or sys.argv[1:])}`", "",
-             f"Model `{detector.name}` ({args.model}), {len(pictures)} {args.split} fake pictures (windows), "
+             f"Model `{detector.name}` ({detector.path}), {len(pictures)} {args.split} fake pictures (windows), "
              f"mean p(fake) {base.mean():.3f}; delete {100 * args.fraction:g}% of pixels; random = mean of "
              f"{args.random_repeats} random deletions (seed {args.seed}).", "",
              "| method | neutral | drop, top pixels | drop, random pixels | ratio top/random "

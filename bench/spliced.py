@@ -12,7 +12,7 @@ speaker group instead, so both carry the same joins and the same change of voice
 - top segment: how often the highest-scoring segment of a spliced clip is a fake one, with the chance rate (the
   mean share of fake segments) beside it.
 
-    python bench/spliced.py [--model models/baseline.keras] [--splits spectrograms/splits.csv] [--clips 40]
+    python bench/spliced.py [--model models/NAME.keras] [--splits spectrograms/splits.csv] [--clips 40]
                             [--hop 0.5] [--seed 42] [--out benchmarks/spliced.md] [--plot docs/img/x.png]
 """
 import argparse
@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/baseline.keras"))
+    parser.add_argument("--model", type=Path, help="trained model .keras (default: newest in models/, as predict)")
     parser.add_argument("--splits", type=Path, default=Path("spectrograms/splits.csv"),
                         help="splits.csv whose test split supplies the real hosts and fake stretches")
     parser.add_argument("--split", default="test")
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     from deepfake_detector.report.metrics import compute_eer
 
     started = time.perf_counter()
-    detector = model_store.load_detector(args.model)
+    detector = model_store.load_detector(args.model or model_store.latest_model(Path("models")))
     params, rate = detector.params, detector.params.sample_rate
     files = pd.read_csv(args.splits).drop_duplicates("source_path")
     files = files[files["split"] == args.split]

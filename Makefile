@@ -20,6 +20,8 @@ SCALE ?= mel
 PAIR_LOSS ?= none
 EPOCHS ?= 10
 PER_CLASS ?= 600
+# Demo corpus channel band: narrow (3.4-5.5 kHz, every real source) or wide (6.5-7.8 kHz, real sources >= 16 kHz).
+BAND ?= narrow
 VENV_SIZE := 2.7 GB
 
 .PHONY: setup os-packages browser demo data spectrograms split train test serve clean-outputs
@@ -51,7 +53,7 @@ browser:
 
 data: setup
 	@if [ -z "$$(find $(DATA) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
-		$(PY) scripts/make_demo_data.py --output $(DATA) --per-class $(PER_CLASS); \
+		$(PY) scripts/make_demo_data.py --output $(DATA) --per-class $(PER_CLASS) --band $(BAND); \
 	else echo "$(DATA)/ already holds audio: using it (empty it to rebuild the demo corpus)"; fi
 
 spectrograms: data

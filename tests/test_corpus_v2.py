@@ -143,12 +143,14 @@ def test_channel_noise_has_the_drawn_snr():
     assert abs(snr - 20.0) < 0.5
 
 
-def test_channel_draws_cover_every_codec_and_the_bandwidth_range():
+@pytest.mark.parametrize("band", sorted(channel.BAND_LIMITS_HZ))
+def test_channel_draws_cover_every_codec_and_the_band_range(band):
     rng = np.random.default_rng(0)
-    draws = [channel.draw_channel(rng) for _ in range(300)]
+    draws = [channel.draw_channel(rng, band) for _ in range(300)]
     assert {draw.codec for draw in draws} == set(channel.CODECS)
     bandwidths = [draw.bandwidth_hz for draw in draws]
-    assert channel.BANDWIDTH_RANGE_HZ[0] <= min(bandwidths) and max(bandwidths) <= channel.BANDWIDTH_RANGE_HZ[1]
+    low, high = channel.BAND_LIMITS_HZ[band]
+    assert low <= min(bandwidths) < low + 200 and high - 200 < max(bandwidths) <= high
     assert 0.35 < np.mean([draw.snr_db is None for draw in draws]) < 0.65
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import soundfile
 
-from deepfake_detector.corpus import demo_corpus, demo_sources
+from deepfake_detector.corpus import demo_corpus, demo_sources, real_speech
 from deepfake_detector.corpus.demo_sources import ClipSpec
 from deepfake_detector.io_utils import sha256_file
 
@@ -156,3 +156,25 @@ def test_same_seed_gives_same_bytes(built, tmp_path):
     pd.testing.assert_frame_equal(manifest, again)
     for relative in manifest["file"]:
         assert sha256_file(output / relative) == sha256_file(tmp_path / "again" / relative)
+
+
+@pytest.mark.slow
+def test_wide_band_build_keeps_4_to_8_khz_and_only_wide_band_real_sources(built, tmp_path):
+    manifest = demo_corpus.build_demo_corpus(tmp_path / "wide", PER_CLASS, seed=7, jobs=2, cache=PROJECT_CACHE,
+                                             band="wide")
+    real = manifest[manifest["label"] == "real"]
+    assert not set(real["source_package"]) & real_speech.NARROWBAND_PACKAGES
+    assert real["source_package"].nunique() >= 2
+    cutoffs_khz = manifest["channel"].str.extract(r"^lp([0-9.]+)k")[0].astype(float)
+    assert cutoffs_khz.between(6.5, 7.8).all()
+    assert "--band wide" in (tmp_path / "wide" / "DEMO_REPORT.md").read_text()
+    # Clips whose codec keeps the band (no 8 kHz mu-law, no MP3/Vorbis low-pass) hold energy above the narrow band's
+    # top, which the narrow build removes.
+    kept = manifest[manifest["channel"].str.contains(r"\+(none|pcm8)", regex=True)]
+    assert len(kept) > 0
+    shares = []
+    for relative in kept["file"]:
+        waveform, rate = soundfile.read(str(tmp_path / "wide" / relative))
+        power = np.abs(np.fft.rfft(waveform)) ** 2
+        shares.append(power[np.fft.rfftfreq(len(waveform), 1 / rate) > 5600].sum() / power.sum())
+    assert np.median(shares) > 1e-4

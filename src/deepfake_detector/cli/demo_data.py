@@ -22,6 +22,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vocoded-share", type=float, default=0.3,
                         help="share of the fake class made of vocoded copies of real clips of the corpus (each picked "
                              "real clip is copied by all 5 vocoders; the neural ones take ~3 s per audio second)")
+    parser.add_argument("--band", choices=("narrow", "wide"), default="narrow",
+                        help="channel band: narrow cuts every clip to 3.4-5.5 kHz and takes real speech from every "
+                             "source; wide keeps up to 6.5-7.8 kHz and takes real speech only from sources "
+                             "recorded at 16 kHz or more")
     parser.add_argument("--cache", type=Path, default=Path(".cache/demo"),
                         help="downloaded .debs and prepared clips, reused between builds")
     args = parser.parse_args(argv)
@@ -39,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         build_demo_corpus(args.output, args.per_class, args.seed, max(1, args.jobs), args.cache,
-                          vocoded_share=args.vocoded_share)
+                          vocoded_share=args.vocoded_share, band=args.band)
     except (DemoCorpusError, SourceError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -4,6 +4,10 @@ The real sources carry strong channel marks (11 kHz MP3 game speech, 8-bit PCM, 
 synthesisers do not share. Each clip, real or fake, draws its own channel from one distribution: a band limit,
 one codec (none, MP3, Ogg Vorbis, 8 kHz mu-law, 8-bit PCM) and maybe background noise. Vocoded copies also inherit
 their source's marks, since they are made from the recording itself.
+
+Two corpus bands: "narrow" cuts every clip to 3.4-5.5 kHz, under the bandwidth of the narrowest real sources, so
+they do not stand out; "wide" keeps up to 6.5-7.8 kHz (the 4-8 kHz band where neural vocoders leave much of their
+trace, and where the speech people bring has energy) and is only fair with real sources recorded at 16 kHz or more.
 """
 from __future__ import annotations
 
@@ -16,9 +20,8 @@ import soundfile
 import soxr
 from scipy.signal import butter, sosfiltfilt
 
-# Every clip is band-limited to a cutoff in this range: the narrowest sources (8 kHz telephone, 11 kHz games)
-# then no longer stand out by their bandwidth.
-BANDWIDTH_RANGE_HZ = (3400.0, 5500.0)
+# Every clip is band-limited to a cutoff drawn from its band's range (see the module docstring).
+BAND_LIMITS_HZ = {"narrow": (3400.0, 5500.0), "wide": (6500.0, 7800.0)}
 CODECS = ("none", "mp3", "vorbis", "mulaw8k", "pcm8")
 NOISE_PROBABILITY = 0.5
 SNR_RANGE_DB = (20.0, 45.0)
@@ -37,9 +40,9 @@ class Channel:
         return f"lp{self.bandwidth_hz / 1000:.1f}k+{self.codec}{noise}"
 
 
-def draw_channel(rng: np.random.Generator) -> Channel:
+def draw_channel(rng: np.random.Generator, band: str = "narrow") -> Channel:
     """One channel from the distribution shared by both classes."""
-    bandwidth = float(rng.uniform(*BANDWIDTH_RANGE_HZ))
+    bandwidth = float(rng.uniform(*BAND_LIMITS_HZ[band]))
     codec = str(rng.choice(CODECS))
     snr = float(rng.uniform(*SNR_RANGE_DB)) if rng.random() < NOISE_PROBABILITY else None
     return Channel(round(bandwidth), codec, None if snr is None else round(snr, 1), int(rng.integers(2**31)))

@@ -38,7 +38,7 @@ from scipy.stats import ks_2samp
 from tqdm import tqdm
 
 from deepfake_detector.corpus import demo_sources, neural_tts, neural_vocoders, real_speech
-from deepfake_detector.corpus.channel import (BANDWIDTH_RANGE_HZ, CODECS, SNR_RANGE_DB, Channel, apply_channel,
+from deepfake_detector.corpus.channel import (BAND_LIMITS_HZ, CODECS, SNR_RANGE_DB, Channel, apply_channel,
                                               draw_channel)
 from deepfake_detector.corpus.demo_sources import ClipSpec
 from deepfake_detector.corpus.vocoders import COPY_SYNTHESISERS
@@ -280,14 +280,14 @@ def finish_waveform(waveform: np.ndarray, plan: FinishPlan) -> np.ndarray:
     return np.clip(coded, -1.0, 1.0 - 1.0 / 32768)
 
 
-def _measure_task(task: tuple[ClipSpec, Path, dict, int, int]) -> tuple[int, float, Channel]:
+def _measure_task(task: tuple[ClipSpec, Path, dict, int, int, str]) -> tuple[int, float, Channel]:
     """Seeded crop offset and channel of a clip, and the crest factor of that crop through that channel."""
-    spec, cache, roots, length, seed = task
+    spec, cache, roots, length, seed, band = task
     waveform = prepared_waveform(spec, cache, roots)
     offset = int(np.random.default_rng(_clip_seed(spec, seed)).integers(0, len(waveform) - length + 1))
     # A copy gets its source's channel: a pair set then differs by the vocoder alone.
     pair_spec = _source_spec(spec) if spec.label == "fake" and spec.source_file else spec
-    channel = draw_channel(np.random.default_rng([_clip_seed(pair_spec, seed), 1]))
+    channel = draw_channel(np.random.default_rng([_clip_seed(pair_spec, seed), 1]), band)
     return offset, crest_factor(_channelled_crop(waveform, length, offset, channel)), channel
 
 
@@ -325,10 +325,11 @@ def stratified_gains(count: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _finish_plans(chosen: dict[str, list[ClipSpec]], lengths: dict[str, np.ndarray], seed: int,
-                  rng: np.random.Generator, cache: Path, roots: dict[str, Path], jobs: int) -> list[FinishPlan]:
+                  rng: np.random.Generator, cache: Path, roots: dict[str, Path], jobs: int,
+                  band: str) -> list[FinishPlan]:
     """Crop lengths, offsets, levels and crest ceilings for the real clips then the fake ones."""
     cropped = dict(zip(("real", "fake"), matched_quantiles(lengths["real"], lengths["fake"])))
-    measured = {label: _run_parallel(_measure_task, [(spec, cache, roots, int(length), seed)
+    measured = {label: _run_parallel(_measure_task, [(spec, cache, roots, int(length), seed, band)
                                                      for spec, length in zip(chosen[label], cropped[label])],
                                      jobs, f"measure {label}")
                 for label in ("real", "fake")}
@@ -469,13 +470,24 @@ def _remove_stale_clips(output: Path, keep: set[str]) -> None:
 
 
 def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: int = 1,
-                      cache: Path = Path(".cache/demo"), vocoded_share: float = VOCODED_SHARE) -> pd.DataFrame:
-    """Build the corpus into `output` and return its manifest (one row per clip, columns MANIFEST_COLUMNS)."""
+                      cache: Path = Path(".cache/demo"), vocoded_share: float = VOCODED_SHARE,
+                      band: str = "narrow") -> pd.DataFrame:
+    """Build the corpus into `output` and return its manifest (one row per clip, columns MANIFEST_COLUMNS).
+
+    `band` is the channel's band (channel.BAND_LIMITS_HZ); "wide" takes real speech only from sources recorded at
+    16 kHz or more.
+    """
+    if band not in BAND_LIMITS_HZ:
+        raise DemoCorpusError(f"unknown band {band!r}; choose one of {', '.join(BAND_LIMITS_HZ)}")
     started = time.monotonic()
     output, cache = Path(output), Path(cache).resolve()
     notes: list[str] = []
     rng = np.random.default_rng(seed)
     roots, pools, vocoders = _catalogues(cache, notes)
+    if band == "wide":
+        pools["real"] = [spec for spec in pools["real"] if spec.source_package not in real_speech.NARROWBAND_PACKAGES]
+        notes.append(f"band wide: real speech from {', '.join(sorted({s.source_package for s in pools['real']}))} "
+                     f"only (the others are recorded below 16 kHz)")
     chosen, lengths = {}, {}
     chosen["real"], lengths["real"] = _select_usable("real", pools["real"], per_class, rng, cache, roots, jobs, notes)
     copies, copy_lengths = _vocoded_copies(chosen["real"], round(vocoded_share * per_class), vocoders, rng, cache,
@@ -485,7 +497,7 @@ def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: 
                                       caps)
     chosen["fake"], lengths["fake"] = copies + tts, np.concatenate([copy_lengths, tts_lengths]).astype(int)
     ks_before = float(ks_2samp(lengths["real"], lengths["fake"]).statistic)
-    plans = _finish_plans(chosen, lengths, seed, rng, cache, roots, jobs)
+    plans = _finish_plans(chosen, lengths, seed, rng, cache, roots, jobs, band)
     specs = chosen["real"] + chosen["fake"]
     manifest = pd.DataFrame(_manifest_rows(specs, plans), columns=list(MANIFEST_COLUMNS))
     tasks = [(spec, cache, roots, plan, output / row) for spec, plan, row in zip(specs, plans, manifest["file"])]
@@ -500,7 +512,7 @@ def build_demo_corpus(output: Path, per_class: int = 600, seed: int = 42, jobs: 
     per_source = shortcut_by_source(features, manifest, seed)
     elapsed = time.monotonic() - started
     atomic_write_text(output / "DEMO_REPORT.md",
-                      _report(manifest, notes, ks_before, shortcut, per_source, elapsed, per_class, seed))
+                      _report(manifest, notes, ks_before, shortcut, per_source, elapsed, per_class, seed, band))
     print(f"built {len(manifest)} clips in {output} in {elapsed:.0f} s; trivial-feature shortcut accuracy "
           f"{shortcut:.1%}")
     return manifest
@@ -563,7 +575,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _report(manifest: pd.DataFrame, notes: list[str], ks_before: float, shortcut: float, per_source: pd.DataFrame,
-            elapsed: float, per_class: int, seed: int) -> str:
+            elapsed: float, per_class: int, seed: int, band: str) -> str:
     counts = (manifest.groupby(["label", "system_family", "source_package"]).size()
               .reset_index(name="clips").sort_values(["label", "clips"], ascending=[False, False]))
     durations = manifest.groupby("label")["duration_s"].describe().round(2).reset_index()
@@ -577,7 +589,7 @@ def _report(manifest: pd.DataFrame, notes: list[str], ks_before: float, shortcut
     per_source_table = _markdown_table(per_source) if len(per_source) else "(no source holds both classes)"
     return f"""# Demo corpus report
 
-Built with `--per-class {per_class} --seed {seed}` in {elapsed:.0f} s: {len(manifest)} clips,
+Built with `--per-class {per_class} --seed {seed} --band {band}` in {elapsed:.0f} s: {len(manifest)} clips,
 {manifest['group'].nunique()} groups, {manifest['language'].nunique()} languages.
 Real: {manifest.loc[is_real, 'group'].nunique()} speakers (or speaker proxies, one group each) from
 {manifest.loc[is_real, 'source'].nunique()} sources. Fake: {manifest.loc[~is_real, 'system_family'].nunique()} families,
@@ -587,7 +599,7 @@ Median duration: real {manifest.loc[is_real, 'duration_s'].median():.2f} s, fake
 {manifest.loc[~is_real, 'duration_s'].median():.2f} s.
 
 Every clip: mono, {SAMPLE_RATE} Hz, silence-trimmed, cropped to class-matched durations, passed through a random
-channel drawn from one distribution for both classes (band limit {BANDWIDTH_RANGE_HZ[0]:g}-{BANDWIDTH_RANGE_HZ[1]:g} Hz;
+channel drawn from one distribution for both classes (band limit {BAND_LIMITS_HZ[band][0]:g}-{BAND_LIMITS_HZ[band][1]:g} Hz;
 codec one of {', '.join(CODECS)}; noise at {SNR_RANGE_DB[0]:g}-{SNR_RANGE_DB[1]:g} dB SNR in half the clips; a copy
 shares its source's channel), peak-limited to a class-matched crest factor (and -1 dBFS), RMS from the same
 {TARGET_RMS_DBFS:g} +-{GAIN_JITTER_DB:g} dBFS set in both classes, Ogg Vorbis round trip (level {VORBIS_LEVEL}),

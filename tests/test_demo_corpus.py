@@ -57,6 +57,28 @@ def test_limit_crest_lowers_peaks_without_clipping():
     assert np.sum(np.abs(limited - waveform) > 1e-9) < 200  # only the samples around the spike change
 
 
+def test_prepare_retries_a_failed_render_and_reports_clips_that_keep_failing(tmp_path, monkeypatch):
+    """A synthesiser error is retried, one that persists is noted with clip and reason, a too-short clip is not."""
+    specs = [_spec("pkg", "pkg:a", index) for index in range(3)]
+    flaky, broken, short = (spec.clip_id for spec in specs)
+    calls: dict[str, int] = {}
+
+    def render(spec, cache, roots):
+        calls[spec.clip_id] = calls.get(spec.clip_id, 0) + 1
+        if spec.clip_id == broken or (spec.clip_id == flaky and calls[flaky] == 1):
+            raise RuntimeError("voice model crashed")
+        seconds = 0.5 if spec.clip_id == short else 2.0
+        return 0.1 * np.sin(np.linspace(0, 2000, int(seconds * demo_corpus.SAMPLE_RATE))).astype(np.float32)
+
+    monkeypatch.setattr(demo_corpus, "_render", render)
+    notes: list[str] = []
+    lengths = demo_corpus._prepared_lengths(specs, tmp_path, {}, 1, "prepare fake", notes)
+    assert lengths[0] == 2 * demo_corpus.SAMPLE_RATE and lengths[1] == 0 and lengths[2] == 0
+    assert calls == {flaky: 2, broken: demo_corpus.PREPARE_ATTEMPTS, short: 1}
+    assert len(notes) == 1 and broken in notes[0] and "voice model crashed" in notes[0]
+    assert flaky not in notes[0] and short not in notes[0]
+
+
 def test_festival_voices_read_only_texts_of_their_own_language():
     sentences = [("en", "A red kite flies high."), ("cs", "Žlutý kůň skáče přes plot."),
                  ("it", "La città è molto bella."), ("en", "Too short.")]

@@ -58,6 +58,8 @@ VORBIS_LEVEL = 0.6           # libsndfile compression level for the shared lossy
 OVERSAMPLE = 1.25            # candidates prepared per needed clip, to replace the ones that fail
 PREPARED_VERSION = "v2"      # bump when the preparation chain changes, to invalidate cached clips
 MAX_PREPARED_S = 6.0         # longer recordings keep their first 6 s: sentence length, and it bounds vocoder time
+PREPARE_ATTEMPTS = 2         # a synthesiser or vocoder error is retried once before the clip is given up
+MAX_NOTED_ERRORS = 5         # failed clips named in the report, per stage
 MANIFEST_COLUMNS = ("file", "label", "source_package", "speaker_or_system", "system_family", "language", "text",
                     "duration_s", "licence", "group", "source_file", "source", "channel")
 TRIVIAL_FEATURES = ("duration_s", "rms", "peak", "sample_rate", "file_size", "rolloff_hz")
@@ -75,6 +77,10 @@ WHEELS = {neural_vocoders.VOCODER_WHEEL: (neural_vocoders.VOCODER_WHEEL_REQUIREM
 
 class DemoCorpusError(Exception):
     """The corpus cannot be built as asked; the message says why."""
+
+
+class ClipRejected(DemoCorpusError):
+    """A clip too short once trimmed (or not finite): a property of the clip, remembered in the cache."""
 
 
 # ---------------------------------------------------------------- balanced, seeded sampling
@@ -195,12 +201,12 @@ def prepared_waveform(spec: ClipSpec, cache: Path, roots: dict[str, Path]) -> np
     if path.is_file():
         return soundfile.read(str(path), dtype="float32")[0]
     if rejected_marker.is_file():
-        raise DemoCorpusError(rejected_marker.read_text().strip())
+        raise ClipRejected(rejected_marker.read_text().strip())
     waveform = _trim(_render(spec, cache, roots))[: int(MAX_PREPARED_S * SAMPLE_RATE)]
     if len(waveform) < MIN_DURATION_S * SAMPLE_RATE or not np.all(np.isfinite(waveform)):
         reason = f"{spec.clip_id}: shorter than {MIN_DURATION_S} s after trimming, or not finite"
         atomic_write_text(rejected_marker, reason + "\n")
-        raise DemoCorpusError(reason)
+        raise ClipRejected(reason)
     # Level is normalised later; scaling to a 0.5 peak lets 24-bit FLAC hold any vocoder output without clipping.
     waveform = 0.5 * waveform / max(float(np.max(np.abs(waveform))), 1e-9)
     with atomic_path(path) as tmp:
@@ -208,14 +214,35 @@ def prepared_waveform(spec: ClipSpec, cache: Path, roots: dict[str, Path]) -> np
     return waveform
 
 
-def _prepare_task(task: tuple[ClipSpec, Path, dict]) -> int:
-    """Number of samples of the prepared clip, or 0 when it cannot be used."""
+def _prepare_task(task: tuple[ClipSpec, Path, dict]) -> tuple[int, str]:
+    """(number of samples of the prepared clip, ""), or (0, why not) when it cannot be used; a clip that is only
+    too short gives (0, "").
+
+    A synthesiser or vocoder error is tried again before the clip is given up: a failure that does not come back
+    (seen once: one Kokoro clip in one of two builds from an empty cache) would otherwise change which clips a
+    seed picks, and the same command would build another corpus."""
     spec, cache, roots = task
-    try:
-        return len(prepared_waveform(spec, cache, roots))
-    except (DemoCorpusError, demo_sources.SourceError, subprocess.SubprocessError, OSError, ValueError, RuntimeError,
-            KeyError, IndexError):
-        return 0
+    reason = ""
+    for _ in range(PREPARE_ATTEMPTS):
+        try:
+            return len(prepared_waveform(spec, cache, roots)), ""
+        except ClipRejected:
+            return 0, ""
+        except (DemoCorpusError, demo_sources.SourceError, subprocess.SubprocessError, OSError, ValueError,
+                RuntimeError, KeyError, IndexError) as error:
+            reason = f"{type(error).__name__}: {str(error).strip()[:200]}"
+    return 0, reason
+
+
+def _prepared_lengths(specs: list[ClipSpec], cache: Path, roots: dict[str, Path], jobs: int, description: str,
+                      notes: list[str]) -> list[int]:
+    """Prepare `specs` in parallel; the length of each (0 = unusable). Errors are noted with clip and reason."""
+    results = _run_parallel(_prepare_task, [(spec, cache, roots) for spec in specs], jobs, description)
+    errors = [f"{spec.clip_id} ({reason})" for spec, (_, reason) in zip(specs, results) if reason]
+    if errors:
+        shown = "; ".join(errors[:MAX_NOTED_ERRORS]) + ("; ..." if len(errors) > MAX_NOTED_ERRORS else "")
+        notes.append(f"{description}: {len(errors)} clip(s) failed after {PREPARE_ATTEMPTS} attempts: {shown}")
+    return [length for length, _ in results]
 
 
 def _vorbis_round_trip(waveform: np.ndarray) -> np.ndarray:
@@ -408,7 +435,7 @@ def _select_usable(label: str, pool: list[ClipSpec], per_class: int, rng: np.ran
                 batch += balanced_sample(untried[key], math.ceil(missing / success_rate * OVERSAMPLE) + 2, rng, 1)
         if not batch:
             break
-        lengths = _run_parallel(_prepare_task, [(spec, cache, roots) for spec in batch], jobs, f"prepare {label}")
+        lengths = _prepared_lengths(batch, cache, roots, jobs, f"prepare {label}", notes)
         tried.update(batch)
         usable.update((spec, length) for spec, length in zip(batch, lengths) if length > 0)
     if len(usable) < per_class:
@@ -429,7 +456,7 @@ def _vocoded_copies(real: list[ClipSpec], copies_wanted: int, vocoders: dict[str
     count = min(round(copies_wanted / len(vocoders)), len(real) // len(vocoders)) if vocoders else 0
     sources = balanced_sample(real, count, rng)
     specs = demo_sources.copy_synthesis_catalogue(sources, vocoders)
-    lengths = _run_parallel(_prepare_task, [(spec, cache, roots) for spec in specs], jobs, "vocode real clips")
+    lengths = _prepared_lengths(specs, cache, roots, jobs, "vocode real clips", notes)
     failed = {spec.source_file for spec, length in zip(specs, lengths) if length == 0}
     if failed:
         notes.append(f"copy-synthesis: {len(failed)} of {len(sources)} source clips dropped (a vocoder failed)")

@@ -17,8 +17,8 @@ each replica's batch and added to the binary cross-entropy with weight `pair_wei
 the batches hold pair sets, a real clip's hardest negatives are its own vocoded copies. Wang & Yamagishi add
 a contrastive feature loss over each (real, vocoded) pair to the same end; we do not claim to reproduce their
 exact formulation (their model is an SSL front end with augmented views). No simpler "consistency" term is
-implemented. The pair loss is off by default: it stays only if the benchmark shows it helps on held-out
-families.
+implemented. The library and `train_cnn.py` leave the pair loss off; `make demo` turns it on, because it lowered
+the mean held-out-family EER in the benchmark (docs/benchmarks.md, 2026-12-03).
 """
 from __future__ import annotations
 

@@ -459,7 +459,8 @@ def _vocoded_copies(real: list[ClipSpec], copies_wanted: int, vocoders: dict[str
     lengths = _prepared_lengths(specs, cache, roots, jobs, "vocode real clips", notes)
     failed = {spec.source_file for spec, length in zip(specs, lengths) if length == 0}
     if failed:
-        notes.append(f"copy-synthesis: {len(failed)} of {len(sources)} source clips dropped (a vocoder failed)")
+        notes.append(f"copy-synthesis: {len(failed)} of {len(sources)} source clips dropped (a copy too short once "
+                     f"trimmed, or a vocoder error)")
     kept = [(spec, length) for spec, length in zip(specs, lengths) if spec.source_file not in failed]
     return [spec for spec, _ in kept], np.array([length for _, length in kept], dtype=int)
 

@@ -59,7 +59,7 @@ OVERSAMPLE = 1.25            # candidates prepared per needed clip, to replace t
 PREPARED_VERSION = "v2"      # bump when the preparation chain changes, to invalidate cached clips
 MAX_PREPARED_S = 6.0         # longer recordings keep their first 6 s: sentence length, and it bounds vocoder time
 PREPARE_ATTEMPTS = 2         # a synthesiser or vocoder error is retried once before the clip is given up
-MAX_NOTED_ERRORS = 5         # failed clips named in the report, per stage
+MAX_NOTED_ERRORS = 5         # failed clips named in the report, per preparation round
 MANIFEST_COLUMNS = ("file", "label", "source_package", "speaker_or_system", "system_family", "language", "text",
                     "duration_s", "licence", "group", "source_file", "source", "channel")
 TRIVIAL_FEATURES = ("duration_s", "rms", "peak", "sample_rate", "file_size", "rolloff_hz")

@@ -49,6 +49,10 @@ def test_rows_cover_every_corpus_model_augmentation_front_end_and_pair_loss():
     rows = settings.rows()
     assert len(rows) == 2 * 1 * 2 * 2 * 2 and len({row.stem for row in rows}) == len(rows)
     assert rows[0].name == "v1 compact_cmn mel bce" and rows[-1].name == "v2 compact_cmn+aug linear pairs:contrastive"
+    banded = benchmark.BenchmarkSettings(corpora=(("v2", Path("b")),), fmax=5500.0).rows()
+    assert banded[0].name == "v2 compact_cmn mel-5500hz bce" and banded[0].stem != rows[2 * 2 * 2].stem
+    assert benchmark.front_end_params("mel", 5500.0).feature_hash() != benchmark.front_end_params("mel", None) \
+        .feature_hash()
 
 
 def test_mean_and_sd_over_seeds_and_the_recommended_row_is_chosen_by_held_out_eer_only():

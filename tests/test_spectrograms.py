@@ -236,6 +236,22 @@ def test_linear_bands_average_the_fft_bins_and_scale_joins_the_hash_only_when_no
 
 # ---- hostile folders and kill -9 (issue 17) ------------------------------------------------------------------------
 
+def test_cli_fmax_spreads_the_rows_over_the_lower_band_and_refuses_a_band_past_nyquist(tmp_path):
+    frequency = 64.5 * 5500 / 128  # the centre of linear band 64 of 0-5,500 Hz; band 32 of the default 0-11,025
+    write_tone(tmp_path / "in" / "real" / "tone.wav", 4.0, frequency, sample_rate=PARAMS.sample_rate)
+    result = run_cli("--input", tmp_path / "in", "--output", tmp_path / "out", "--jobs", 1, "--scale", "linear",
+                     "--fmax", 5500)
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = Params.load(tmp_path / "out" / "params.json")
+    assert saved.fmax == 5500.0 and saved.feature_hash() != Params(scale="linear").feature_hash()
+    image = features.load_png(tmp_path / "out" / read_manifest(tmp_path / "out")["png_path"][0])
+    assert image.shape == PARAMS.png_shape
+    assert int(lut_indices(image).mean(axis=1).argmax()) == PARAMS.n_mels - 1 - 64  # band 64 of 128, not 32
+    refused = run_cli("--input", tmp_path / "in", "--output", tmp_path / "bad", "--fmax", 12000)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "must lie within 0-11025 Hz" in refused.stderr.strip().splitlines()[-1]
+
+
 def test_fifos_and_dangling_links_are_listed_in_errors_and_never_opened(tmp_path):
     write_tone(tmp_path / "in" / "real" / "good.wav", 1.0)
     write_tone(tmp_path / "in" / "fake" / "good.wav", 1.0, 700.0)

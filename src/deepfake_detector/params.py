@@ -60,6 +60,9 @@ class Params:
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"unknown frequency scale '{self.scale}'; choose one of: {', '.join(SCALES)}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError(f"the picture's band {self.fmin:g}-{self.fmax:g} Hz must lie within 0-"
+                             f"{self.sample_rate / 2:g} Hz (half the sample rate) with fmin below fmax")
 
     @property
     def window_samples(self) -> int:

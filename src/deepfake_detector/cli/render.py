@@ -31,6 +31,9 @@ def parse_args(argv):
                         help="reject clips shorter than this many seconds")
     parser.add_argument("--scale", choices=SCALES, default=defaults.scale,
                         help="frequency axis: mel bands, or equal-width linear-frequency bands (same picture size)")
+    parser.add_argument("--fmax", type=float, default=defaults.fmax,
+                        help="top of the picture's band in Hz (default: half the sample rate); a model trained on "
+                             "band-limited audio can keep its rows for the band it has seen")
     parser.add_argument("--force", action="store_true", help="re-render everything, even unchanged files")
     add_dataset_arguments(parser)
     parser.add_argument("--shard", default=None, metavar="I/N",
@@ -50,11 +53,11 @@ def main(argv=None) -> int:
             print(f"merged {len(args.merge)} shards: ", end="")
         else:
             params = Params().replace(window_s=args.window, hop_s=args.hop, min_duration_s=args.min_duration,
-                                      scale=args.scale)
+                                      scale=args.scale, fmax=args.fmax)
             shard = parse_shard(args.shard) if args.shard else (0, 1)
             summary = generate(args.input, args.output, params, jobs=args.jobs, force=args.force, shard=shard,
                                layout=args.layout, strict=args.strict)
-    except SpectrogramError as error:
+    except (SpectrogramError, ValueError) as error:  # ValueError: a --fmax outside the band Params allows
         print(f"error: {error}", file=sys.stderr)
         return 1
     print_summary(summary, args.output)

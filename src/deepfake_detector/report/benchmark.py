@@ -2,7 +2,7 @@
 trained on? Rows are recipes; every number is a mean +- sd over seeds.
 
 Rows: every combination of corpus (`corpora`, e.g. v1 and v2), model (`models`), augmentation off/on
-(`augment_rows`), front end (`scales`: mel, linear) and pair loss (`pair_losses`: none, contrastive). Protocol,
+(`augment_rows`), front end (`scales`: mel, linear; `fmax`: the top of the picture's band) and pair loss (`pair_losses`: none, contrastive). Protocol,
 per corpus, front end and seed (`seeds`, each changing the split, the subsamples, the weights and augmentation):
 
 1. The corpus (`demo_manifest.csv` names each fake's `system_family`; copy-syntheses name their `source_file`)
@@ -81,16 +81,30 @@ class Row:
     augmented: bool
     scale: str = "mel"
     pair_loss: str = "none"
+    fmax: float | None = None  # top of the picture's band in Hz; None = Nyquist (the Params default)
+
+    @property
+    def front_end(self) -> str:
+        return front_end_name(self.scale, self.fmax)
 
     @property
     def name(self) -> str:
-        return " ".join([self.corpus, self.model_name + ("+aug" if self.augmented else ""), self.scale,
+        return " ".join([self.corpus, self.model_name + ("+aug" if self.augmented else ""), self.front_end,
                          "pairs:" + self.pair_loss if self.pair_loss != "none" else "bce"])
 
     @property
     def stem(self) -> str:
-        return "_".join([self.corpus, self.model_name, "aug" if self.augmented else "noaug", self.scale,
+        return "_".join([self.corpus, self.model_name, "aug" if self.augmented else "noaug", self.front_end,
                          self.pair_loss])
+
+
+def front_end_name(scale: str, fmax: float | None) -> str:
+    """'mel', or 'mel-5500hz' for a picture whose band stops at 5.5 kHz; it also names the work folder."""
+    return scale if fmax is None else f"{scale}-{fmax:g}hz"
+
+
+def front_end_params(scale: str, fmax: float | None) -> Params:
+    return Params(scale=scale) if fmax is None else Params(scale=scale, fmax=fmax)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +117,7 @@ class BenchmarkSettings:
     models: tuple[str, ...] = ("compact_cmn",)  # registry names
     augment_rows: tuple[bool, ...] = (False, True)  # each model without and with augmentation
     scales: tuple[str, ...] = ("mel", "linear")
+    fmax: float | None = None  # every front end's top frequency in Hz; None = Nyquist
     pair_losses: tuple[str, ...] = ("none", "contrastive")
     seeds: tuple[int, ...] = (42, 7, 1)
     epochs: int = 6  # main runs (early stopping on validation AUC may end sooner)
@@ -122,7 +137,7 @@ class BenchmarkSettings:
         return augment.AugmentConfig(augmentations=self.augment, copies=self.augment_copies, seed=seed)
 
     def rows(self) -> list[Row]:
-        return [Row(corpus, model, augmented, scale, pair_loss)
+        return [Row(corpus, model, augmented, scale, pair_loss, self.fmax)
                 for (corpus, _), model, augmented, scale, pair_loss
                 in itertools.product(self.corpora, self.models, self.augment_rows, self.scales, self.pair_losses)]
 
@@ -201,7 +216,7 @@ def make_tiny_corpus(folder: Path, clips_per_family: int = 6, seed: int = 0) -> 
 
 
 def render_corpus(settings: BenchmarkSettings, name: str, corpus: Path, params: Params) -> Path:
-    """Render a corpus once per front end into <work>/<name>/<scale>/spectrograms (resumable)."""
+    """Render a corpus once per front end into <work>/<name>/<front end>/spectrograms (resumable)."""
     corpus = Path(corpus)
     if settings.quick and name == "tiny" and not (corpus / CORPUS_MANIFEST).is_file():
         make_tiny_corpus(corpus, seed=settings.seeds[0])
@@ -209,7 +224,7 @@ def render_corpus(settings: BenchmarkSettings, name: str, corpus: Path, params: 
         if not (corpus / needed).is_file():
             raise BenchmarkError(f"{corpus / needed} is missing: build the demo corpus with "
                                  "scripts/make_demo_data.py (or use --quick)")
-    data_dir = Path(settings.work_dir) / name / params.scale / "spectrograms"
+    data_dir = Path(settings.work_dir) / name / front_end_name(params.scale, settings.fmax) / "spectrograms"
     try:
         spectrograms.generate(corpus, data_dir, params, jobs=settings.jobs)
     except spectrograms.SpectrogramError as error:
@@ -500,17 +515,17 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     runs: dict[Row, list[dict]] = {row: [] for row in settings.rows()}
     corpora, eval_notes, skipped_rows = {}, {}, {}
     for (name, corpus), scale in itertools.product(settings.corpora, settings.scales):
-        params = Params(scale=scale)
+        params, front_end = front_end_params(scale, settings.fmax), front_end_name(scale, settings.fmax)
         data_dir = render_corpus(settings, name, corpus, params)
         cross_sets = cross_dataset_sets(settings, params)
         for seed in settings.seeds:
-            seed_dir = Path(settings.work_dir) / name / scale / f"seed{seed}"
+            seed_dir = Path(settings.work_dir) / name / front_end / f"seed{seed}"
             table = split_corpus(corpus, data_dir, seed, seed_dir / "splits.csv")
             families, missing = held_out_families(table, settings.loso_families)
             folds = {family: write_split_csv(loso_table(table, family, settings.loso_train_fraction, seed),
                                              seed_dir / "folds" / f"{family}.csv") for family in families}
             eval_sets = cross_sets + corrupted_test_sets(settings, table, params)
-            eval_notes.update({f"{s.name} ({scale})": s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures"
+            eval_notes.update({f"{s.name} ({front_end})": s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures"
                                for s in cross_sets})
             corpora.setdefault(name, corpus_summary(table, families, missing, corpus))
             for row in runs:
@@ -599,7 +614,8 @@ def markdown_report(results: dict) -> str:
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         shift = row["threshold_shift"]["mean"]
-        cells = [row["row"], row["corpus"], row["model_name"], "yes" if row["augmented"] else "no", row["scale"],
+        cells = [row["row"], row["corpus"], row["model_name"], "yes" if row["augmented"] else "no",
+                 front_end_name(row["scale"], row.get("fmax")),
                  row["pair_loss"], f"{row['parameters']:,}", f"{row['train_seconds']:.0f}",
                  *(_cell(row["eer"][column]) for column in EER_COLUMNS),
                  "n/a" if shift is None else f"{shift:+.3f}"]

@@ -55,6 +55,8 @@ def parse_args(argv):
     parser.add_argument("--scales", type=names, default=DEFAULTS.scales, help=f"front ends, of {', '.join(SCALES)}")
     parser.add_argument("--fmax", type=float, default=DEFAULTS.fmax,
                         help="top of every front end's band in Hz (default: Nyquist, 11025)")
+    parser.add_argument("--ema", type=float, default=DEFAULTS.ema, metavar="MOMENTUM",
+                        help="train every run with a moving average of the weights (train_cnn.py --ema)")
     parser.add_argument("--pair-losses", type=names, default=DEFAULTS.pair_losses,
                         help=f"pair losses, of {', '.join(PAIR_LOSSES)}")
     parser.add_argument("--seeds", type=names, default=tuple(map(str, DEFAULTS.seeds)),
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
     try:
         settings = BenchmarkSettings(
             corpora=tuple(args.corpus), work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
-            models=args.models, augment_rows=tuple(row == "on" for row in args.augment_rows), scales=args.scales, fmax=args.fmax,
+            models=args.models, augment_rows=tuple(row == "on" for row in args.augment_rows), scales=args.scales, fmax=args.fmax, ema=args.ema,
             pair_losses=args.pair_losses, seeds=args.seeds,
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
             loso_families=args.loso_families, augment=parse_augment_names(args.augment),

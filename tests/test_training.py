@@ -259,3 +259,32 @@ def test_epoch_timer_counts_steps_and_times_epochs_with_or_without_validation():
         model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[timer], **validation)
         assert timer.steps == [2, 2]
         assert len(timer.train_seconds) == 2 and all(seconds > 0 for seconds in timer.train_seconds)
+
+
+@pytest.mark.parametrize("momentum", [None, 0.999999])
+def test_weight_average_is_what_early_stopping_keeps(tmp_path, momentum):
+    import keras
+
+    from deepfake_detector.model.training import EpochTimer, TrainingConfig, compile_model, make_callbacks
+
+    params = Params()
+    keras.utils.set_random_seed(0)
+    model = compile_model("compact", params, learning_rate=1e-2, ema_momentum=momentum)
+    initial = [weight.numpy().copy() for weight in model.trainable_weights]
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, (16, *params.png_shape), dtype=np.uint8)
+    labels = np.tile([0.0, 1.0], 8).astype("float32")
+    config = TrainingConfig(models_dir=tmp_path, ema_momentum=momentum, patience=5)
+    callbacks, early_stopping = make_callbacks(config, EpochTimer())
+    model.fit(pictures, labels, validation_data=(pictures, labels), epochs=3, batch_size=4, verbose=0,
+              callbacks=callbacks)
+    moved = max(float(np.abs(weight.numpy() - start).max()) for weight, start in zip(model.trainable_weights, initial))
+    # Adam moves each weight by about the learning rate per step. Keras starts the average at the first step's
+    # weights; one that then forgets almost nothing stays there, so the model early stopping restored (and
+    # training saves) is one step from the start, while the raw weights of the best epoch are 4 or more steps away.
+    if momentum is None:
+        assert moved > 3e-2, moved
+    else:
+        assert moved < 1.1e-2, moved
+    with pytest.raises(ValueError, match="momentum must lie between 0 and 1"):
+        make_callbacks(TrainingConfig(models_dir=tmp_path, ema_momentum=1.0), EpochTimer())

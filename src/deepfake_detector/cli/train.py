@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--monitor", choices=["val_auc", "val_loss"], default="val_auc",
                         help="validation metric for early stopping and the epoch whose weights are kept")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
+                        help="validate, early-stop and save an exponential moving average of the weights with this "
+                             "momentum (e.g. 0.99, about the last 100 steps) instead of the last step's weights")
     parser.add_argument("--target-fpr", type=float, default=None,
                         help="choose the threshold for this validation false-positive rate instead of the EER")
     parser.add_argument("--name", default=None, help="output file stem; None means the model name")
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                             plots_dir=args.plots_dir, target_fpr=args.target_fpr, augment=augment_config,
                             jobs=args.jobs, strategy=args.strategy, cache=args.cache,
                             mixed_precision=args.mixed_precision, pair_batches=args.pair_batches,
-                            pair_loss=args.pair_loss, pair_weight=args.pair_weight)
+                            pair_loss=args.pair_loss, pair_weight=args.pair_weight,
+                            ema_momentum=args.ema)
     try:
         record = train(config)
     except (DataError, ModelError, ValueError, OSError, RuntimeError) as error:

@@ -82,6 +82,7 @@ class Row:
     scale: str = "mel"
     pair_loss: str = "none"
     fmax: float | None = None  # top of the picture's band in Hz; None = Nyquist (the Params default)
+    ema: float | None = None  # momentum of the weight average (TrainingConfig.ema_momentum); None = off
 
     @property
     def front_end(self) -> str:
@@ -90,12 +91,13 @@ class Row:
     @property
     def name(self) -> str:
         return " ".join([self.corpus, self.model_name + ("+aug" if self.augmented else ""), self.front_end,
-                         "pairs:" + self.pair_loss if self.pair_loss != "none" else "bce"])
+                         "pairs:" + self.pair_loss if self.pair_loss != "none" else "bce"]
+                        + ([f"ema{self.ema:g}"] if self.ema is not None else []))
 
     @property
     def stem(self) -> str:
         return "_".join([self.corpus, self.model_name, "aug" if self.augmented else "noaug", self.front_end,
-                         self.pair_loss])
+                         self.pair_loss] + ([f"ema{self.ema:g}"] if self.ema is not None else []))
 
 
 def front_end_name(scale: str, fmax: float | None) -> str:
@@ -118,6 +120,7 @@ class BenchmarkSettings:
     augment_rows: tuple[bool, ...] = (False, True)  # each model without and with augmentation
     scales: tuple[str, ...] = ("mel", "linear")
     fmax: float | None = None  # every front end's top frequency in Hz; None = Nyquist
+    ema: float | None = None  # every run's weight-average momentum; None = the last step's weights
     pair_losses: tuple[str, ...] = ("none", "contrastive")
     seeds: tuple[int, ...] = (42, 7, 1)
     epochs: int = 6  # main runs (early stopping on validation AUC may end sooner)
@@ -137,7 +140,7 @@ class BenchmarkSettings:
         return augment.AugmentConfig(augmentations=self.augment, copies=self.augment_copies, seed=seed)
 
     def rows(self) -> list[Row]:
-        return [Row(corpus, model, augmented, scale, pair_loss, self.fmax)
+        return [Row(corpus, model, augmented, scale, pair_loss, self.fmax, self.ema)
                 for (corpus, _), model, augmented, scale, pair_loss
                 in itertools.product(self.corpora, self.models, self.augment_rows, self.scales, self.pair_losses)]
 
@@ -445,7 +448,7 @@ def training_config(settings: BenchmarkSettings, data_dir: Path, row: Row, seed:
         seed=seed, devices=settings.devices, patience=settings.patience, name=f"{row.stem}__s{seed}__{run}",
         models_dir=runs_dir, plots_dir=runs_dir / "plots", jobs=settings.jobs, splits_csv=splits_csv,
         augment=settings.augment_config(seed) if row.augmented else augment.AugmentConfig(seed=seed),
-        pair_loss=row.pair_loss)
+        pair_loss=row.pair_loss, ema_momentum=row.ema)
 
 
 def benchmark_run(settings: BenchmarkSettings, data_dir: Path, split_csv: Path, row: Row, seed: int,

@@ -20,6 +20,9 @@ from deepfake_detector.params import CLASS_NAMES
 KNOWN_FAILURES = [
     "Audio unlike the training data: no model trained on the demo corpus was usable on other corpora "
     "(crossdomain EER 32-49 % over models and seeds; docs/benchmarks.md).",
+    "Clean studio read speech (audiobooks, TTS corpora): the demo corpus' real side is game dialogue, telephone "
+    "prompts and a few readers, and make demo's model of 2026-12-03 called 161 of 172 real LJSpeech, LibriSpeech, "
+    "LibriTTS, VCTK and VCC2020 recordings of the crossdomain set fake (docs/benchmarks.md, third round).",
     "Datasets whose fakes differ in a way the training fakes did not: for-norm-mini (band-limited, louder fakes) "
     "was ranked the wrong way round by the compact models (ROC AUC 0.09-0.42).",
     "Vocoder copy-synthesis of a real recording (Griffin-Lim, WORLD, LPC): held out of training it stayed "

@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     try:
         settings = BenchmarkSettings(
             corpora=tuple(args.corpus), work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
-            models=args.models, augment_rows=tuple(row == "on" for row in args.augment_rows), scales=args.scales, fmax=args.fmax, ema=args.ema,
+            models=args.models, augment_rows=tuple(row == "on" for row in args.augment_rows), scales=args.scales,
+            fmax=args.fmax, ema=args.ema,
             pair_losses=args.pair_losses, seeds=args.seeds,
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
             loso_families=args.loso_families, augment=parse_augment_names(args.augment),

@@ -237,7 +237,8 @@ def make_callbacks(config: TrainingConfig, timer: EpochTimer,
     # Placed before EarlyStopping: the averaged weights are in the model while each epoch's validation runs and
     # while EarlyStopping copies the best epoch, so the model it restores at the end is an average.
     averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum is not None else []
-    return backup + averaging + [early_stopping, timer, OneBasedCSVLogger(paths["history"], append=resumable)], early_stopping
+    logger = OneBasedCSVLogger(paths["history"], append=resumable)
+    return backup + averaging + [early_stopping, timer, logger], early_stopping
 
 
 def _write_scores_csv(files: pd.DataFrame, path: Path) -> None:

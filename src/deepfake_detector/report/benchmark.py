@@ -2,7 +2,8 @@
 trained on? Rows are recipes; every number is a mean +- sd over seeds.
 
 Rows: every combination of corpus (`corpora`, e.g. v1 and v2), model (`models`), augmentation off/on
-(`augment_rows`), front end (`scales`: mel, linear; `fmax`: the top of the picture's band) and pair loss (`pair_losses`: none, contrastive). Protocol,
+(`augment_rows`), front end (`scales`: mel, linear; `fmax`, the top of the picture's band, applies to all) and
+pair loss (`pair_losses`: none, contrastive); `ema` (a moving average of the weights) applies to all. Protocol,
 per corpus, front end and seed (`seeds`, each changing the split, the subsamples, the weights and augmentation):
 
 1. The corpus (`demo_manifest.csv` names each fake's `system_family`; copy-syntheses name their `source_file`)
@@ -89,15 +90,18 @@ class Row:
         return front_end_name(self.scale, self.fmax)
 
     @property
+    def training_tags(self) -> list[str]:
+        return [f"ema{self.ema:g}"] if self.ema is not None else []
+
+    @property
     def name(self) -> str:
         return " ".join([self.corpus, self.model_name + ("+aug" if self.augmented else ""), self.front_end,
-                         "pairs:" + self.pair_loss if self.pair_loss != "none" else "bce"]
-                        + ([f"ema{self.ema:g}"] if self.ema is not None else []))
+                         "pairs:" + self.pair_loss if self.pair_loss != "none" else "bce", *self.training_tags])
 
     @property
     def stem(self) -> str:
         return "_".join([self.corpus, self.model_name, "aug" if self.augmented else "noaug", self.front_end,
-                         self.pair_loss] + ([f"ema{self.ema:g}"] if self.ema is not None else []))
+                         self.pair_loss, *self.training_tags])
 
 
 def front_end_name(scale: str, fmax: float | None) -> str:
@@ -528,8 +532,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             folds = {family: write_split_csv(loso_table(table, family, settings.loso_train_fraction, seed),
                                              seed_dir / "folds" / f"{family}.csv") for family in families}
             eval_sets = cross_sets + corrupted_test_sets(settings, table, params)
-            eval_notes.update({f"{s.name} ({front_end})": s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures"
-                               for s in cross_sets})
+            eval_notes.update({f"{s.name} ({front_end})":
+                               s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures" for s in cross_sets})
             corpora.setdefault(name, corpus_summary(table, families, missing, corpus))
             for row in runs:
                 if (row.corpus, row.scale) != (name, scale):

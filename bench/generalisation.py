@@ -1,10 +1,11 @@
 """Generalisation benchmark: leave-one-family-out, cross-dataset and corruption EER per recipe, mean +- sd over seeds.
 
 Rows: every corpus (--corpus NAME=PATH, repeated) x model (--models) x augmentation (--augment-rows) x front
-end (--scales mel,linear) x pair loss (--pair-losses none,contrastive); each row trains a main run and one run
-per held-out family for every seed (--seeds). The recommended row is the one with the lowest mean held-out-family
-EER; for-norm-mini, tts-mixed and crossdomain are evaluation only. See deepfake_detector.report.benchmark for the
-protocol. Writes <out>/generalisation.md, .png and .json; finished runs are reused when run again.
+end (--scales mel,linear) x pair loss (--pair-losses none,contrastive); each row trains a main run, one run per
+held-out family and one per held-out real source (--source-folds) for every seed (--seeds). The recommended row
+is the one with the lowest mean held-out-family EER; for-norm-mini, tts-mixed and crossdomain are evaluation
+only. See deepfake_detector.report.benchmark for the protocol. Writes <out>/generalisation.md, .png and .json;
+finished runs are reused when run again.
 
     python bench/generalisation.py --corpus v1=data_clean --corpus v2=data_v2            # 3 seeds, all rows
     python bench/generalisation.py --corpus v1=data_clean --quick   # 1 seed, 1 epoch, 1 held-out family
@@ -19,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deepfake_detector.data.augment import parse_augment_names  # noqa: E402
-from deepfake_detector.report.benchmark import BenchmarkError, BenchmarkSettings, run_benchmark  # noqa: E402
+from deepfake_detector.report.benchmark import (  # noqa: E402
+    MIN_SOURCE_FILES, BenchmarkError, BenchmarkSettings, run_benchmark)
 from deepfake_detector.model.models import MODELS  # noqa: E402
 from deepfake_detector.model.pairs import PAIR_LOSSES  # noqa: E402
 from deepfake_detector.params import SCALES  # noqa: E402
@@ -68,6 +70,9 @@ def parse_args(argv):
                         help="seeded share of train files per class used by each held-out-family run")
     parser.add_argument("--loso-families", type=int, default=DEFAULTS.loso_families,
                         help="hold out only the first N families present (default: all)")
+    parser.add_argument("--source-folds", type=int, default=DEFAULTS.source_folds,
+                        help="hold out only the first N real sources, by name (default: all with at least "
+                             f"{MIN_SOURCE_FILES} real files; 0: none)")
     parser.add_argument("--augment", default="all", help="augmentations of the '+aug' rows (augment.py names)")
     parser.add_argument("--augment-copies", type=int, default=DEFAULTS.augment_copies,
                         help="augmented copies rendered per train file in the '+aug' rows")
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
             fmax=args.fmax, ema=args.ema,
             pair_losses=args.pair_losses, seeds=args.seeds,
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
-            loso_families=args.loso_families, augment=parse_augment_names(args.augment),
+            loso_families=args.loso_families, source_folds=args.source_folds, augment=parse_augment_names(args.augment),
             augment_copies=args.augment_copies, eval_files_per_class=args.eval_per_class,
             jobs=args.jobs, devices=args.devices, batch_size=args.batch_size, quick=args.quick)
         results = run_benchmark(settings)

@@ -58,11 +58,14 @@ def test_rows_cover_every_corpus_model_augmentation_front_end_and_pair_loss():
 def test_mean_and_sd_over_seeds_and_the_recommended_row_is_chosen_by_held_out_eer_only():
     runs = [{"seed": seed, "parameters": 10, "train_seconds": 2.0, "all_runs_train_seconds": 5.0,
              "eer": {"in-domain": eer, benchmark.HELD_OUT_MEAN: eer, "crossdomain": 0.5},
-             "loso": {"piper": eer}, "test_eer_threshold_shift": 0.0, "runs_reused": 0, "runs": 2}
+             "loso": {"piper": eer}, "sources": {"game": {"eer": eer + 0.1, "real_called_real": 1 - eer}},
+             "test_eer_threshold_shift": 0.0, "runs_reused": 0, "runs": 3}
             for seed, eer in ((42, 0.2), (7, 0.3), (1, 0.4))]
     good = benchmark.aggregate_row(benchmark.Row("v1", "compact", False), runs)
     assert good["eer"][benchmark.HELD_OUT_MEAN] == pytest.approx({"mean": 0.3, "sd": 0.1, "n": 3})
     assert good["loso"]["piper"]["mean"] == pytest.approx(0.3) and good["seeds"] == [42, 7, 1]
+    assert good["sources"]["game"]["eer"]["mean"] == pytest.approx(0.4)
+    assert good["sources"]["game"]["real_called_real"] == pytest.approx({"mean": 0.7, "sd": 0.1, "n": 3})
     assert benchmark._cell(good["eer"]["in-domain"]) == "30.0 ± 10.0"
     # A row better on crossdomain but worse on held-out families is not recommended.
     other_runs = [{**run, "eer": {**run["eer"], benchmark.HELD_OUT_MEAN: 0.45, "crossdomain": 0.1}} for run in runs]
@@ -84,8 +87,13 @@ def test_split_corpus_adds_pair_ids_families_and_the_pair_count(tmp_path):
         assert members["split"].nunique() == 1
     assert benchmark.held_out_families(table, None)[0] == ["hifigan-onnx-fp32-vocoded", "piper", "dsp-vocoders",
                                                            "rule-based"]
-    summary = benchmark.corpus_summary(table, [], [], corpus)
+    summary = benchmark.corpus_summary(table, [], [], [], corpus)
     assert summary["pair_sets"] == 6 and summary["paired_files"] == 12  # 3 clips per family: 6 copied reals
+    # Copies inherit their real clip's source; the synthesisers' clips name their family.
+    assert summary["real_files_per_source"] == {"tiny-a": 6, "tiny-b": 6}
+    for pair, members in table[table["pair"] != ""].groupby("pair"):
+        assert members["source"].nunique() == 1 and members["source"].iloc[0] in ("tiny-a", "tiny-b")
+    assert set(table.loc[table["family"] == "piper", "source"]) == {"piper"}
 
 
 def test_loso_table_holds_a_family_out_of_train_and_val_and_tests_on_all_its_clips():
@@ -103,6 +111,40 @@ def test_loso_table_holds_a_family_out_of_train_and_val_and_tests_on_all_its_cli
     for split in ("train", "val"):
         kept = table[(table["split"] == split) & (table["family"] != "piper")]
         assert set(fold.loc[fold["split"] == split, "png_path"]) == set(kept["png_path"])
+
+
+def test_source_fold_holds_a_real_source_and_its_copies_out_and_tests_them_against_other_fakes():
+    table = corpus_table()
+    real_source = np.where(np.arange(len(table)) % 4 == 0, "game", "ivr")  # alternate real files
+    # The int8 copies come from the game source; other fakes name their family as their source.
+    table["source"] = np.where(table["class"] == "real", real_source,
+                               np.where(table["family"] == "hifigan-onnx-int8-vocoded", "game", table["family"]))
+    assert benchmark.held_out_sources(table, min_files=6) == ["game", "ivr"]
+    assert benchmark.held_out_sources(table, min_files=7) == []  # 6 real files each: too few
+    assert benchmark.held_out_sources(table.assign(source="game"), min_files=1) == []  # none left to train
+    fold = benchmark.source_fold_table(table, "game", train_fraction=1.0, seed=0)
+    game = fold["source"] == "game"
+    assert set(fold.loc[game, "split"]) == {"test"} and game.sum() == (table["source"] == "game").sum() == 9
+    test = fold[fold["split"] == "test"]
+    assert set(test.loc[test["class"] == "real", "source"]) == {"game"}  # the other source's reals are not tested
+    other_test_fakes = table[(table["split"] == "test") & (table["class"] == "fake") & (table["source"] != "game")]
+    assert set(other_test_fakes["png_path"]) <= set(test["png_path"])
+    for split in ("train", "val"):
+        kept = table[(table["split"] == split) & (table["source"] != "game")]
+        assert set(fold.loc[fold["split"] == split, "png_path"]) == set(kept["png_path"])
+
+
+def test_a_source_whose_fold_cannot_train_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    table = corpus_table()
+    is_real = table["class"] == "real"
+    table["source"] = np.where(is_real, np.where(np.arange(len(table)) % 4 == 0, "game", "ivr"), table["family"])
+    table.loc[is_real & (table["split"] == "val"), "source"] = "game"  # every val real comes from the game
+    monkeypatch.setattr(benchmark, "MIN_SOURCE_FILES", 4)
+    written, skipped = benchmark.source_folds(table, None, 1.0, 0, tmp_path)
+    assert list(written) == ["ivr"] and written["ivr"].is_file()
+    assert list(skipped) == ["game"] and "val split has no real files" in skipped["game"]
+    assert list(benchmark.source_folds(table, 1, 1.0, 0, tmp_path)[0]) == ["ivr"]  # the first that can train
+    assert benchmark.source_folds(table, 0, 1.0, 0, tmp_path)[0] == {}
 
 
 def test_loso_subsample_is_seeded_and_per_class():
@@ -161,6 +203,11 @@ def test_quick_run_writes_every_row_and_column_and_resumes(tmp_path):
         assert len(cells) == len(header.split("|")) - 2 and all(cell.strip() for cell in cells)
     for row in results["rows"]:
         assert row["seeds"] == [42] and list(row["loso"]) == ["hifigan-onnx-fp32-vocoded"]
+        # --quick holds out the first real source whose fold can train (seed 42's split puts no val real
+        # in tiny-a: tiny-b it is, and the report says why).
+        assert list(row["sources"]) == ["tiny-b"]
+        held = row["per_seed"][0]["sources"]["tiny-b"]
+        assert held["n_real"] == 12 and held["n_fake"] >= 6 and 0.0 <= held["real_called_real"] <= 1.0
         assert 0.0 <= row["eer"]["in-domain"]["mean"] <= 1.0 and row["parameters"] > 0
         run = row["per_seed"][0]
         for name in ("for-norm-mini", "tts-mixed", "crossdomain", "noise10db", "mp3_64k", "telephone"):
@@ -171,8 +218,10 @@ def test_quick_run_writes_every_row_and_column_and_resumes(tmp_path):
     assert corpus["pair_sets"] == 12 and corpus["paired_files"] == 24  # 12 reals, each with one copy
     assert "skipped (not in this corpus): kokoro, hibari" in report
     assert results["settings"]["quick"] and results["settings"]["epochs"] == 1
-    assert "QUICK smoke mode" in report and "0 of 8 training runs reused" in report
+    assert "## Held-out real sources" in report and "real sources held out: tiny-b" in report
+    assert "real source tiny-a not held out (the val split has no real files" in report
+    assert "QUICK smoke mode" in report and "0 of 12 training runs reused" in report
     # Run again: every training run is reused, nothing is retrained.
     again = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "8 of 8 training runs reused" in (tmp_path / "out" / "generalisation.md").read_text()
+    assert "12 of 12 training runs reused" in (tmp_path / "out" / "generalisation.md").read_text()

@@ -17,6 +17,12 @@ per corpus, front end and seed (`seeds`, each changing the split, the subsamples
    family: train without its fakes in train AND val, on a seeded per-class subsample of the train files, and test
    on ALL of its clips (none was seen in training) plus the test-split reals. The mean over families is the
    row's held-out EER, the only number that chooses the recommended row.
+3b. Leave-one-real-source-out, when the manifest names each clip's `source` (corpus v2): per real source (game,
+   IVR prompts, readers, ...), train without its real clips AND their copy-syntheses, and test its real clips and
+   copies against the test-split fakes of every other source. It asks what crossdomain asks, without touching
+   crossdomain: is a recording from a real source never seen in training called real? The mean is reported
+   beside the held-out-family mean, with the share of the held-out source's real clips called real at the
+   run's validation threshold; it does not choose the row.
 4. Cross-dataset: each main model scores `../shared/data/for-norm-mini` (testing split), `tts-mixed` and
    `crossdomain`. These are EVALUATION ONLY: nothing is trained, tuned, thresholded or chosen on them. Pictures
    are rendered once per file and front end (cached on disk) and scored by every model.
@@ -60,13 +66,15 @@ RULE_BASED_SYSTEMS = ("espeak-ng", "flite", "festival", "mbrola", "pico")
 NEURAL_TTS = ("kokoro", "hibari", "piper")
 HELD_OUT_ORDER = (f"*{VOCODED_SUFFIX}", *NEURAL_TTS, DSP_VOCODERS, RULE_BASED)
 HELD_OUT_MEAN = "held-out mean"
+HELD_OUT_SOURCE_MEAN = "held-out source mean"
+MIN_SOURCE_FILES = 10  # a real source with fewer real clips is not held out on its own (its EER would be noise)
 # Evaluation-only data sets under the shared data folder: (name, manifest, split or None for all rows).
 CROSS_DATASETS = (("for-norm-mini", "for-norm-mini/manifest.csv", "test"),
                   ("tts-mixed", "tts-mixed/manifest.csv", None),
                   ("crossdomain", "crossdomain/manifest.csv", None))
 CROSS_NAMES = tuple(name for name, _, _ in CROSS_DATASETS)
 # Shown per row, in this order, in the table and the plot.
-EER_COLUMNS = ("in-domain", HELD_OUT_MEAN, *CROSS_NAMES, *augment.CORRUPTIONS)
+EER_COLUMNS = ("in-domain", HELD_OUT_MEAN, HELD_OUT_SOURCE_MEAN, *CROSS_NAMES, *augment.CORRUPTIONS)
 # Target of issue 12 for the recommended row (chosen by mean held-out-family EER, never by crossdomain).
 TARGETS = {"crossdomain_eer": 0.20}
 
@@ -131,6 +139,7 @@ class BenchmarkSettings:
     loso_epochs: int = 4
     loso_train_fraction: float = 0.5  # seeded per-class share of the train files in each held-out run
     loso_families: int | None = None  # hold out only the first N families present; None = all
+    source_folds: int | None = None  # hold out only the first N real sources (by name); None = all, 0 = none
     augment: tuple[str, ...] = augment.AUGMENTATION_NAMES
     augment_copies: int = 1
     eval_files_per_class: int | None = None  # seeded cap per class on each evaluation set; None = all files
@@ -163,6 +172,7 @@ def resolve_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
         settings = dataclasses.replace(settings, corpora=(corpus,))
     if settings.quick:
         settings = dataclasses.replace(settings, epochs=1, loso_epochs=1, loso_families=1, augment_copies=1,
+                                       source_folds=1 if settings.source_folds is None else settings.source_folds,
                                        seeds=settings.seeds[:1], eval_files_per_class=6)
     names = [name for name, _ in settings.corpora]
     if len(set(names)) != len(names):
@@ -185,8 +195,9 @@ def family_of(system_family: str) -> str:
 def make_tiny_corpus(folder: Path, clips_per_family: int = 6, seed: int = 0) -> Path:
     """A corpus-v2-shaped folder of 1 s synthetic clips for smoke runs: 'real' are vibrato voices with noise;
     the TTS fakes are differently shaped buzzes; the copy-synthesis fakes ('-vocoded', '-copysynth') are a real
-    clip with a buzz added, in its group and naming it as source_file. Same manifest and groups.csv columns as
-    the demo corpus."""
+    clip with a buzz added, in its group and naming it as source_file. The reals alternate between two real
+    sources, 'tiny-a' and 'tiny-b', which their copies inherit. Same manifest and groups.csv columns as the demo
+    corpus."""
     folder = Path(folder)
     tts, copies = ("espeak-ng", "piper"), ("hifigan-onnx-fp32-vocoded", "world-copysynth")
     rng = np.random.default_rng(seed)
@@ -195,7 +206,8 @@ def make_tiny_corpus(folder: Path, clips_per_family: int = 6, seed: int = 0) -> 
     for index in range(clips_per_family * (len(tts) + len(copies))):
         f0 = rng.uniform(100, 220)
         vibrato = np.sin(2 * np.pi * f0 * t + 3 * np.sin(2 * np.pi * 5 * t))
-        reals.append(("real", "human", vibrato + 0.05 * rng.standard_normal(len(t)), f"real:{index}", ""))
+        reals.append(("real", "human", vibrato + 0.05 * rng.standard_normal(len(t)), f"real:{index}", "",
+                      "tiny-a" if index % 2 == 0 else "tiny-b"))
     rows = list(reals)
     for number, system in enumerate(tts + copies):
         for index in range(clips_per_family):
@@ -203,18 +215,19 @@ def make_tiny_corpus(folder: Path, clips_per_family: int = 6, seed: int = 0) -> 
             buzz = np.sign(np.sin(phase)) * 0.3 + np.sin((number + 2) * phase)
             if system in copies:  # a copy of real clip `source`, distinct per copy family
                 source = index + clips_per_family * (number - len(tts))
-                _, _, waveform, group, _ = reals[source]
-                rows.append(("fake", system, waveform + 0.5 * buzz, group, f"real/human_{source:03d}.flac"))
+                _, _, waveform, group, _, real_source = reals[source]
+                rows.append(("fake", system, waveform + 0.5 * buzz, group, f"real/human_{source:03d}.flac",
+                             real_source))
             else:
-                rows.append(("fake", system, buzz, f"{system}:{index}", ""))
+                rows.append(("fake", system, buzz, f"{system}:{index}", "", system))
     manifest = []
-    for index, (label, system, waveform, group, source_file) in enumerate(rows):
+    for index, (label, system, waveform, group, source_file, source) in enumerate(rows):
         file = f"{label}/{system}_{index:03d}.flac"
         (folder / label).mkdir(parents=True, exist_ok=True)
         soundfile.write(str(folder / file), (0.3 * waveform / np.abs(waveform).max()).astype(np.float32),
                         sample_rate)
         manifest.append({"file": file, "label": label, "system_family": system, "group": group,
-                         "source_file": source_file})
+                         "source_file": source_file, "source": source})
     manifest = pd.DataFrame(manifest)
     atomic_write_text(folder / CORPUS_MANIFEST, manifest.to_csv(index=False))
     atomic_write_text(folder / GROUPS_CSV, manifest.rename(columns={"file": "path"})[["path", "group"]]
@@ -241,7 +254,8 @@ def render_corpus(settings: BenchmarkSettings, name: str, corpus: Path, params: 
 
 def split_corpus(corpus: Path, data_dir: Path, seed: int, out_csv: Path) -> pd.DataFrame:
     """Split the rendered corpus for one seed (groups and, when the manifest names copy sources, pair ids),
-    write the table to `out_csv` and return it with a `family` column ('' for real clips)."""
+    write the table to `out_csv` and return it with a `family` column ('' for real clips) and a `source` column
+    (the manifest's real source of a clip or copy, else the fake's family; '' when the manifest has none)."""
     corpus = Path(corpus)
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv", dtype={"official_split": str, "source_sha256": str})
     pairs_csv = splits.default_pairs_manifest(corpus / GROUPS_CSV)
@@ -251,14 +265,15 @@ def split_corpus(corpus: Path, data_dir: Path, seed: int, out_csv: Path) -> pd.D
     except splits.SplitError as error:
         raise BenchmarkError(str(error)) from error
     corpus_manifest = pd.read_csv(corpus / CORPUS_MANIFEST, dtype=str, keep_default_na=False)
-    family = {str((corpus / file).resolve()): family_of(system) if label == "fake" else ""
-              for file, label, system in zip(corpus_manifest["file"], corpus_manifest["label"],
-                                             corpus_manifest["system_family"])}
+    paths = [str((corpus / file).resolve()) for file in corpus_manifest["file"]]
+    family = {path: family_of(system) if label == "fake" else ""
+              for path, label, system in zip(paths, corpus_manifest["label"], corpus_manifest["system_family"])}
+    source = dict(zip(paths, corpus_manifest["source"] if "source" in corpus_manifest.columns else [""] * len(paths)))
     unknown = sorted(set(table["source_path"]) - set(family))
     if unknown:
         raise BenchmarkError(f"{len(unknown)} rendered file(s) are not in {CORPUS_MANIFEST}, e.g. {unknown[0]}")
     write_split_csv(table, out_csv)
-    return table.assign(family=table["source_path"].map(family))
+    return table.assign(family=table["source_path"].map(family), source=table["source_path"].map(source))
 
 
 def held_out_families(table: pd.DataFrame, limit: int | None) -> tuple[list[str], list[str]]:
@@ -268,6 +283,49 @@ def held_out_families(table: pd.DataFrame, limit: int | None) -> tuple[list[str]
     ordered = vocoded + [name for name in HELD_OUT_ORDER[1:] if name in present]
     missing = ([] if vocoded else [HELD_OUT_ORDER[0]]) + [name for name in HELD_OUT_ORDER[1:] if name not in present]
     return ordered[:limit], missing
+
+
+def held_out_sources(table: pd.DataFrame, min_files: int | None = None) -> list[str]:
+    """Real sources that may be held out one at a time, by name: those with at least `min_files` (default
+    MIN_SOURCE_FILES) real files, and only when another real source is left to train on."""
+    reals = table[(table["class"] == "real") & (table["source"] != "")].drop_duplicates("source_path")
+    counts = reals["source"].value_counts()
+    if len(counts) < 2:
+        return []
+    return sorted(counts.index[counts >= (MIN_SOURCE_FILES if min_files is None else min_files)])
+
+
+def source_folds(table: pd.DataFrame, limit: int | None, train_fraction: float, seed: int,
+                 folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Write the split table of each held-out real source, the first `limit` that can train, into `folder`:
+    ({source: split csv}, {source: why it was not held out}). A source whose removal leaves the train or val
+    split without a class (a seed's split may put all val reals in one source) is skipped with the reason."""
+    from deepfake_detector.model.dataset import DataError, check_trainable
+
+    written, skipped = {}, {}
+    for source in held_out_sources(table):
+        if limit is not None and len(written) >= limit:
+            break
+        fold = source_fold_table(table, source, train_fraction, seed)
+        try:
+            check_trainable(fold)
+        except DataError as error:
+            skipped[source] = str(error)
+            continue
+        written[source] = write_split_csv(fold, Path(folder) / f"{source}.csv")
+    return written, skipped
+
+
+def source_fold_table(table: pd.DataFrame, source: str, train_fraction: float, seed: int) -> pd.DataFrame:
+    """Split table for holding out real source `source`: its real clips and their copies leave train and val and
+    ALL of them are tested, beside the test-split fakes of every other source; train is then subsampled per
+    class."""
+    held_out = table["source"] == source
+    train = subsample_files(table[(table["split"] == "train") & ~held_out], train_fraction, seed)
+    val = table[(table["split"] == "val") & ~held_out]
+    test_fake = table[(table["split"] == "test") & (table["class"] == "fake") & ~held_out]
+    test = pd.concat([table[held_out].assign(split="test"), test_fake])
+    return pd.concat([train, val, test], ignore_index=True)
 
 
 def subsample_files(table: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
@@ -455,36 +513,53 @@ def training_config(settings: BenchmarkSettings, data_dir: Path, row: Row, seed:
         pair_loss=row.pair_loss, ema_momentum=row.ema)
 
 
+def source_fold_result(record: dict) -> dict:
+    """EER of a held-out-source run, and the share of the held-out source's real clips called real at the
+    run's validation threshold (its test reals are that source's clips only)."""
+    test = record["test"]
+    return {"eer": test.get("eer", float("nan")),
+            "real_called_real": test["at_threshold"]["per_class_accuracy"]["real"],
+            "n_real": test["n_real"], "n_fake": test["n_fake"],
+            "train_seconds": record["training"]["seconds"], "reused": bool(record.get("reused", False))}
+
+
 def benchmark_run(settings: BenchmarkSettings, data_dir: Path, split_csv: Path, row: Row, seed: int,
-                  folds: dict[str, Path], eval_sets: list[EvalSet]) -> dict:
-    """One seed of one row: main run, held-out-family runs and every evaluation set."""
+                  folds: dict[str, Path], source_folds: dict[str, Path], eval_sets: list[EvalSet]) -> dict:
+    """One seed of one row: main run, held-out-family and held-out-source runs, and every evaluation set."""
     from deepfake_detector.model.model_store import load_detector
 
     main = train_or_reuse(training_config(settings, data_dir, row, seed, "main", settings.epochs, split_csv))
     loso = {family: train_or_reuse(training_config(settings, data_dir, row, seed, f"loso-{family}",
                                                    settings.loso_epochs, fold_csv))
             for family, fold_csv in folds.items()}
+    held_sources = {source: source_fold_result(train_or_reuse(training_config(
+                        settings, data_dir, row, seed, f"heldsrc-{source}", settings.loso_epochs, fold_csv)))
+                    for source, fold_csv in source_folds.items()}
     detector = load_detector(Path(main["paths"]["model"]))
     evaluations = {eval_set.name: score_eval_set(detector, eval_set, settings.batch_size)
                    for eval_set in tqdm(eval_sets, desc=f"scoring {row.name} seed {seed}", unit="set")}
     loso_eers = {family: record["test"].get("eer", float("nan")) for family, record in loso.items()}
     eers = {"in-domain": main["test"].get("eer"),
             HELD_OUT_MEAN: float(np.mean(list(loso_eers.values()))) if loso_eers else None,
+            HELD_OUT_SOURCE_MEAN: (float(np.mean([result["eer"] for result in held_sources.values()]))
+                                   if held_sources else None),
             **{name: evaluation.get("eer") for name, evaluation in evaluations.items()}}
     return {
         "seed": seed, "parameters": int(detector.model.count_params()),
         "train_seconds": main["training"]["seconds"],
-        "all_runs_train_seconds": main["training"]["seconds"] + sum(r["training"]["seconds"] for r in loso.values()),
+        "all_runs_train_seconds": main["training"]["seconds"] + sum(r["training"]["seconds"] for r in loso.values())
+        + sum(result.get("train_seconds", 0.0) for result in held_sources.values()),
         "epochs_run": main["training"]["epochs_run"], "best_epoch": main["training"]["best_epoch"],
-        "monitor": main["training"]["monitor"], "eer": eers, "loso": loso_eers,
+        "monitor": main["training"]["monitor"], "eer": eers, "loso": loso_eers, "sources": held_sources,
         "in_domain": {"eer": main["test"].get("eer"), "roc_auc": main["test"].get("roc_auc"),
                       "n_real": main["test"]["n_real"], "n_fake": main["test"]["n_fake"]},
         "threshold": main["threshold"], "test_eer_threshold_shift": main.get("test_eer_threshold_shift"),
         "loso_test_counts": {family: {"n_real": r["test"]["n_real"], "n_fake": r["test"]["n_fake"]}
                              for family, r in loso.items()},
         "evaluations": evaluations, "warnings": main["warnings"],
-        "runs_reused": sum(record.get("reused", False) for record in (main, *loso.values())),
-        "runs": 1 + len(loso),
+        "runs_reused": sum(record.get("reused", False) for record in (main, *loso.values()))
+        + sum(result["reused"] for result in held_sources.values()),
+        "runs": 1 + len(loso) + len(held_sources),
     }
 
 
@@ -500,6 +575,7 @@ def mean_sd(values) -> dict:
 def aggregate_row(row: Row, runs: list[dict]) -> dict:
     """A row's per-seed runs -> mean +- sd of every EER column and of every held-out family."""
     families = sorted({family for run in runs for family in run["loso"]})
+    sources = sorted({source for run in runs for source in run["sources"]})
     return {
         "row": row.name, **dataclasses.asdict(row), "seeds": [run["seed"] for run in runs],
         "parameters": runs[0]["parameters"],
@@ -507,6 +583,8 @@ def aggregate_row(row: Row, runs: list[dict]) -> dict:
         "all_runs_train_seconds": float(sum(run["all_runs_train_seconds"] for run in runs)),
         "eer": {column: mean_sd([run["eer"].get(column) for run in runs]) for column in EER_COLUMNS},
         "loso": {family: mean_sd([run["loso"].get(family) for run in runs]) for family in families},
+        "sources": {source: {measure: mean_sd([run["sources"].get(source, {}).get(measure) for run in runs])
+                             for measure in ("eer", "real_called_real")} for source in sources},
         "threshold_shift": mean_sd([run["test_eer_threshold_shift"] for run in runs]),
         "runs_reused": sum(run["runs_reused"] for run in runs), "runs": sum(run["runs"] for run in runs),
         "per_seed": runs,
@@ -520,7 +598,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     started = time.perf_counter()
     settings = resolve_settings(settings)
     runs: dict[Row, list[dict]] = {row: [] for row in settings.rows()}
-    corpora, eval_notes, skipped_rows = {}, {}, {}
+    corpora, eval_notes, skipped_rows, fold_notes = {}, {}, {}, []
     for (name, corpus), scale in itertools.product(settings.corpora, settings.scales):
         params, front_end = front_end_params(scale, settings.fmax), front_end_name(scale, settings.fmax)
         data_dir = render_corpus(settings, name, corpus, params)
@@ -531,10 +609,14 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             families, missing = held_out_families(table, settings.loso_families)
             folds = {family: write_split_csv(loso_table(table, family, settings.loso_train_fraction, seed),
                                              seed_dir / "folds" / f"{family}.csv") for family in families}
+            source_csvs, sources_skipped = source_folds(table, settings.source_folds, settings.loso_train_fraction,
+                                                        seed, seed_dir / "source_folds")
+            fold_notes += [f"{name}, seed {seed}: real source {source} not held out ({reason})"
+                           for source, reason in sources_skipped.items()]
             eval_sets = cross_sets + corrupted_test_sets(settings, table, params)
             eval_notes.update({f"{s.name} ({front_end})":
                                s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures" for s in cross_sets})
-            corpora.setdefault(name, corpus_summary(table, families, missing, corpus))
+            corpora.setdefault(name, corpus_summary(table, families, missing, list(source_csvs), corpus))
             for row in runs:
                 if (row.corpus, row.scale) != (name, scale):
                     continue
@@ -542,12 +624,12 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
                     skipped_rows[row.name] = f"{CORPUS_MANIFEST} of corpus {name} names no source_file: no pairs"
                     continue
                 runs[row].append(benchmark_run(settings, data_dir, seed_dir / "splits.csv", row, seed, folds,
-                                               eval_sets))
+                                               source_csvs, eval_sets))
     rows = [aggregate_row(row, row_runs) for row, row_runs in runs.items() if row_runs]
     if not rows:
         raise BenchmarkError("no row could run: " + "; ".join(f"{k}: {v}" for k, v in skipped_rows.items()))
     results = {"settings": settings.to_dict(), "corpora": corpora, "eval_sets": eval_notes,
-               "skipped_rows": skipped_rows, "rows": rows, "best_row": best_row(rows),
+               "skipped_rows": skipped_rows, "fold_notes": fold_notes, "rows": rows, "best_row": best_row(rows),
                "targets": target_check(rows), "seconds": round(time.perf_counter() - started, 1),
                "platform": platform.platform(), "git_commit": _git_commit()}
     write_outputs(results, Path(settings.out_dir))
@@ -560,9 +642,10 @@ def _git_commit() -> str | None:
     return git_commit()
 
 
-def corpus_summary(table: pd.DataFrame, families: list[str], missing: list[str], corpus: Path) -> dict:
-    """Files per split and class, fake files per held-out family, and the families this corpus lacks (first
-    seed's split)."""
+def corpus_summary(table: pd.DataFrame, families: list[str], missing: list[str], sources: list[str],
+                   corpus: Path) -> dict:
+    """Files per split and class, fake files per held-out family, the families this corpus lacks and the real
+    sources held out (first seed's split)."""
     files = table.drop_duplicates("source_path")
     # Pair sets that hold copies: a real clip without one is its own set of one file.
     pair = files[splits.PAIR_COLUMN] if splits.PAIR_COLUMN in files.columns else pd.Series("", index=files.index)
@@ -572,7 +655,10 @@ def corpus_summary(table: pd.DataFrame, families: list[str], missing: list[str],
             "files": {split: {name: int(((files["split"] == split) & (files["class"] == name)).sum())
                               for name in ("real", "fake")} for split in splits.SPLIT_NAMES},
             "fake_files_per_family": files[files["class"] == "fake"]["family"].value_counts().sort_index().to_dict(),
-            "pair_sets": int(paired.nunique()), "paired_files": len(paired), "images": len(table), "held_out": families, "missing_families": missing}
+            "pair_sets": int(paired.nunique()), "paired_files": len(paired), "images": len(table),
+            "held_out": families, "missing_families": missing, "held_out_sources": sources,
+            "real_files_per_source": files[(files["class"] == "real") & (files["source"] != "")]["source"]
+            .value_counts().sort_index().to_dict()}
 
 
 def _mean(row: dict, column: str) -> float:
@@ -615,8 +701,9 @@ def markdown_report(results: dict) -> str:
     lines = ["# Generalisation benchmark", "",
              f"EER in % (lower is better; 50 = chance), mean ± sd over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}). "
              "held-out mean = mean EER over the held-out families (trained without the family's fakes, tested on "
-             "all of them); it alone chooses the recommended row. for-norm-mini, tts-mixed and crossdomain are "
-             "evaluation only. Corruption columns: the corpus' test split after that corruption. thr. shift = test "
+             "all of them); it alone chooses the recommended row. held-out source mean = mean EER over the real "
+             "sources held out one at a time (trained without the source's real clips and their copies). "
+             "for-norm-mini, tts-mixed and crossdomain are evaluation only. Corruption columns: the corpus' test split after that corruption. thr. shift = test "
              "EER threshold minus the validation threshold (calibrated p(fake)). train s = main run, seed mean.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -634,6 +721,17 @@ def markdown_report(results: dict) -> str:
               "| row | " + " | ".join(families) + f" | {HELD_OUT_MEAN} |", "|" + "---|" * (len(families) + 2)]
     lines += [f"| {row['row']} | " + " | ".join(_cell(row["loso"].get(family, {})) for family in families)
               + f" | {_cell(row['eer'][HELD_OUT_MEAN])} |" for row in rows]
+    sources = sorted({source for row in rows for source in row["sources"]})
+    if sources:
+        lines += ["", "## Held-out real sources", "",
+                  "EER (%) with the source's real clips and their copies held out of training, against the other "
+                  "sources' test fakes; in brackets, the share (%) of that source's real clips called real at the "
+                  "run's validation threshold.", "",
+                  "| row | " + " | ".join(sources) + f" | {HELD_OUT_SOURCE_MEAN} |", "|" + "---|" * (len(sources) + 2)]
+        lines += [f"| {row['row']} | " + " | ".join(
+                      f"{_cell(row['sources'][source]['eer'])} ({_cell(row['sources'][source]['real_called_real'])})"
+                      if source in row["sources"] else "n/a" for source in sources)
+                  + f" | {_cell(row['eer'][HELD_OUT_SOURCE_MEAN])} |" for row in rows]
     lines += ["", "## Corpora", ""]
     for name, corpus in results["corpora"].items():
         lines.append(f"- {name} ({corpus['path']}): {corpus['images']} pictures; files per split (real/fake): "
@@ -642,7 +740,11 @@ def markdown_report(results: dict) -> str:
                      + ", ".join(f"{k} {v}" for k, v in corpus["fake_files_per_family"].items())
                      + f"; {corpus['pair_sets']} pair sets with copies ({corpus['paired_files']} files); held out: "
                      + (", ".join(corpus["held_out"]) or "none")
-                     + "; skipped (not in this corpus): " + (", ".join(corpus["missing_families"]) or "none"))
+                     + "; skipped (not in this corpus): " + (", ".join(corpus["missing_families"]) or "none")
+                     + "; real files per source: " + (", ".join(f"{k} {v}" for k, v in
+                                                             corpus.get("real_files_per_source", {}).items()) or "none")
+                     + "; real sources held out: " + (", ".join(corpus.get("held_out_sources", [])) or "none"))
+    lines += [f"- {note}" for note in results.get("fold_notes", [])]
     if results["skipped_rows"]:
         lines += ["", "Rows not run: " + "; ".join(f"{k} ({v})" for k, v in results["skipped_rows"].items())]
     lines += ["", f"## Recommended row (lowest mean held-out-family EER): {results['best_row']}", ""]
@@ -666,7 +768,10 @@ def settings_lines(results: dict) -> list[str]:
             "augmentation",
             f"- held-out runs train on a seeded {100 * settings['loso_train_fraction']:.0f} % of the train files "
             "per class" + (f"; only the first {settings['loso_families']} family held out"
-                           if settings["loso_families"] else ""),
+                           if settings["loso_families"] else "")
+            + ("; no real source held out" if settings.get("source_folds") == 0 else
+               f"; only the first {settings['source_folds']} real source(s) held out"
+               if settings.get("source_folds") else ""),
             f"- augmentation rows: {', '.join(settings['augment'])}; rendered copies per train file: "
             f"{settings['augment_copies']}; pair-loss rows train on batches of whole pair sets (a real clip with "
             "its copy-syntheses) with a supervised contrastive loss (model/pairs.py)",

@@ -1,11 +1,11 @@
 """Generalisation benchmark: leave-one-family-out, cross-dataset and corruption EER per recipe, mean +- sd over seeds.
 
 Rows: every corpus (--corpus NAME=PATH, repeated) x model (--models) x augmentation (--augment-rows) x front
-end (--scales mel,linear) x pair loss (--pair-losses none,contrastive); each row trains a main run, one run per
-held-out family and one per held-out real source (--source-folds) for every seed (--seeds). The recommended row
-is the one with the lowest mean held-out-family EER; for-norm-mini, tts-mixed and crossdomain are evaluation
-only. See deepfake_detector.report.benchmark for the protocol. Writes <out>/generalisation.md, .png and .json;
-finished runs are reused when run again.
+end (--scales mel,linear) x pair loss (--pair-losses none,contrastive) x training fakes (--fakes all,copies);
+each row trains a main run, one run per held-out family and one per held-out real source (--source-folds) for
+every seed (--seeds). The recommended row is the one with the lowest mean held-out-family EER; for-norm-mini,
+tts-mixed and crossdomain are evaluation only. See deepfake_detector.report.benchmark for the protocol. Writes
+<out>/generalisation.md, .png and .json; finished runs are reused when run again.
 
     python bench/generalisation.py --corpus v1=data_clean --corpus v2=data_v2            # 3 seeds, all rows
     python bench/generalisation.py --corpus v1=data_clean --quick   # 1 seed, 1 epoch, 1 held-out family
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deepfake_detector.data.augment import parse_augment_names  # noqa: E402
 from deepfake_detector.report.benchmark import (  # noqa: E402
-    MIN_SOURCE_FILES, BenchmarkError, BenchmarkSettings, run_benchmark)
+    FAKE_SETS, MIN_SOURCE_FILES, BenchmarkError, BenchmarkSettings, run_benchmark)
 from deepfake_detector.model.models import MODELS  # noqa: E402
 from deepfake_detector.model.pairs import PAIR_LOSSES  # noqa: E402
 from deepfake_detector.params import SCALES  # noqa: E402
@@ -61,6 +61,9 @@ def parse_args(argv):
                         help="train every run with a moving average of the weights (train_cnn.py --ema)")
     parser.add_argument("--pair-losses", type=names, default=DEFAULTS.pair_losses,
                         help=f"pair losses, of {', '.join(PAIR_LOSSES)}")
+    parser.add_argument("--fakes", type=names, default=DEFAULTS.fake_sets,
+                        help="training fakes per row: all, and/or copies (only the copy-syntheses of real clips; "
+                             f"test sets unchanged), of {', '.join(FAKE_SETS)}")
     parser.add_argument("--seeds", type=names, default=tuple(map(str, DEFAULTS.seeds)),
                         help="comma-separated seeds; each row is reported as mean +- sd over them")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="maximum epochs of the main runs")
@@ -87,6 +90,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     for option, given, known in (("--models", args.models, MODELS), ("--scales", args.scales, SCALES),
                                  ("--pair-losses", args.pair_losses, PAIR_LOSSES),
+                                 ("--fakes", args.fakes, FAKE_SETS),
                                  ("--augment-rows", args.augment_rows, ("off", "on"))):
         unknown = sorted(set(given) - set(known))
         if unknown or not given:
@@ -105,7 +109,7 @@ def main(argv=None) -> int:
             corpora=tuple(args.corpus), work_dir=args.work, out_dir=args.out, shared_data=args.shared_data,
             models=args.models, augment_rows=tuple(row == "on" for row in args.augment_rows), scales=args.scales,
             fmax=args.fmax, ema=args.ema,
-            pair_losses=args.pair_losses, seeds=args.seeds,
+            pair_losses=args.pair_losses, fake_sets=args.fakes, seeds=args.seeds,
             epochs=args.epochs, loso_epochs=args.loso_epochs, loso_train_fraction=args.loso_fraction,
             loso_families=args.loso_families, source_folds=args.source_folds, augment=parse_augment_names(args.augment),
             augment_copies=args.augment_copies, eval_files_per_class=args.eval_per_class,

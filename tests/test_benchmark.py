@@ -147,6 +147,36 @@ def test_a_source_whose_fold_cannot_train_is_skipped_with_its_reason(tmp_path, m
     assert benchmark.source_folds(table, 0, 1.0, 0, tmp_path)[0] == {}
 
 
+def test_copies_only_rows_train_on_copy_syntheses_alone_and_keep_every_test_file(tmp_path):
+    table = corpus_table()
+    # The int8 fakes are copies of the real file of the same split and index: one pair set each.
+    pair_of = {f"{row.split}{row.png_path[len('images/') + len(row.split)]}": f"pair{index}"
+               for index, row in enumerate(table[table["family"] == "hifigan-onnx-int8-vocoded"].itertuples())}
+    table["pair"] = [pair_of.get(f"{split}{path[len('images/') + len(split)]}", "")
+                     if cls == "real" or family == "hifigan-onnx-int8-vocoded" else ""
+                     for split, path, cls, family in zip(table["split"], table["png_path"], table["class"],
+                                                         table["family"])]
+    kept = benchmark.copies_only(table)
+    for split in ("train", "val"):
+        part = kept[kept["split"] == split]
+        assert set(part.loc[part["class"] == "fake", "family"]) == {"hifigan-onnx-int8-vocoded"}
+        assert (part["class"] == "real").sum() == 4  # every real stays
+    pd.testing.assert_frame_equal(kept[kept["split"] == "test"].reset_index(drop=True),
+                                  table[table["split"] == "test"].reset_index(drop=True))
+    split_csv = benchmark.write_split_csv(table, tmp_path / "all" / "splits.csv")
+    fold = benchmark.write_split_csv(benchmark.loso_table(table, "hifigan-onnx-int8-vocoded", 1.0, 0),
+                                     tmp_path / "all" / "folds" / "int8.csv")
+    main, folds, sources, notes = benchmark.copies_only_variant(tmp_path / "copies", split_csv,
+                                                                {"hifigan-onnx-int8-vocoded": fold}, {})
+    assert main == tmp_path / "copies" / "all" / "splits.csv" and main.is_file()
+    # Without its only copy family, a copies-only run has no training fakes: that fold is dropped, and said.
+    assert folds == {} and sources == {}
+    assert notes and "without hifigan-onnx-int8-vocoded: not run (the train split has no fake files" in notes[0]
+    settings = benchmark.BenchmarkSettings(corpora=(("v2", Path("b")),), fake_sets=("all", "copies"), ema=0.98)
+    assert [row.name for row in settings.rows()][:2] == ["v2 compact_cmn mel bce ema0.98",
+                                                         "v2 compact_cmn mel bce ema0.98 copies-only"]
+
+
 def test_loso_subsample_is_seeded_and_per_class():
     table = corpus_table()
     first = benchmark.loso_table(table, "piper", train_fraction=0.5, seed=3)

@@ -2,8 +2,10 @@
 trained on? Rows are recipes; every number is a mean +- sd over seeds.
 
 Rows: every combination of corpus (`corpora`, e.g. v1 and v2), model (`models`), augmentation off/on
-(`augment_rows`), front end (`scales`: mel, linear; `fmax`, the top of the picture's band, applies to all) and
-pair loss (`pair_losses`: none, contrastive); `ema` (a moving average of the weights) applies to all. Protocol,
+(`augment_rows`), front end (`scales`: mel, linear; `fmax`, the top of the picture's band, applies to all), pair
+loss (`pair_losses`: none, contrastive) and training fakes (`fake_sets`: all, or `copies`: only the copy-syntheses
+of real clips, Wang & Yamagishi's setting, so that nothing but the vocoder's trace tells a fake from its source;
+test sets are the same for both); `ema` (a moving average of the weights) applies to all. Protocol,
 per corpus, front end and seed (`seeds`, each changing the split, the subsamples, the weights and augmentation):
 
 1. The corpus (`demo_manifest.csv` names each fake's `system_family`; copy-syntheses name their `source_file`)
@@ -77,6 +79,8 @@ CROSS_NAMES = tuple(name for name, _, _ in CROSS_DATASETS)
 EER_COLUMNS = ("in-domain", HELD_OUT_MEAN, HELD_OUT_SOURCE_MEAN, *CROSS_NAMES, *augment.CORRUPTIONS)
 # Target of issue 12 for the recommended row (chosen by mean held-out-family EER, never by crossdomain).
 TARGETS = {"crossdomain_eer": 0.20}
+# Training fakes of a row: every fake, or only the copy-syntheses of real clips (fakes with a pair id).
+FAKE_SETS = ("all", "copies")
 
 
 class BenchmarkError(Exception):
@@ -92,6 +96,7 @@ class Row:
     pair_loss: str = "none"
     fmax: float | None = None  # top of the picture's band in Hz; None = Nyquist (the Params default)
     ema: float | None = None  # momentum of the weight average (TrainingConfig.ema_momentum); None = off
+    fakes: str = "all"  # training fakes: "all", or "copies" (copy-syntheses only; see FAKE_SETS)
 
     @property
     def front_end(self) -> str:
@@ -99,7 +104,8 @@ class Row:
 
     @property
     def training_tags(self) -> list[str]:
-        return [f"ema{self.ema:g}"] if self.ema is not None else []
+        return ([f"ema{self.ema:g}"] if self.ema is not None else []) + \
+            (["copies-only"] if self.fakes == "copies" else [])
 
     @property
     def name(self) -> str:
@@ -134,6 +140,7 @@ class BenchmarkSettings:
     fmax: float | None = None  # every front end's top frequency in Hz; None = Nyquist
     ema: float | None = None  # every run's weight-average momentum; None = the last step's weights
     pair_losses: tuple[str, ...] = ("none", "contrastive")
+    fake_sets: tuple[str, ...] = ("all",)  # of FAKE_SETS
     seeds: tuple[int, ...] = (42, 7, 1)
     epochs: int = 6  # main runs (early stopping on validation AUC may end sooner)
     loso_epochs: int = 4
@@ -153,9 +160,10 @@ class BenchmarkSettings:
         return augment.AugmentConfig(augmentations=self.augment, copies=self.augment_copies, seed=seed)
 
     def rows(self) -> list[Row]:
-        return [Row(corpus, model, augmented, scale, pair_loss, self.fmax, self.ema)
-                for (corpus, _), model, augmented, scale, pair_loss
-                in itertools.product(self.corpora, self.models, self.augment_rows, self.scales, self.pair_losses)]
+        return [Row(corpus, model, augmented, scale, pair_loss, self.fmax, self.ema, fakes)
+                for (corpus, _), model, augmented, scale, pair_loss, fakes
+                in itertools.product(self.corpora, self.models, self.augment_rows, self.scales, self.pair_losses,
+                                     self.fake_sets)]
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -349,6 +357,37 @@ def loso_table(table: pd.DataFrame, family: str, train_fraction: float, seed: in
     test_real = table[(table["split"] == "test") & (table["class"] == "real")]
     test = pd.concat([test_real, table[held_out].assign(split="test")])
     return pd.concat([train, val, test], ignore_index=True)
+
+
+def copies_only(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with only copy-syntheses (fakes in a pair set) left as train and val fakes; test unchanged."""
+    pair = table[splits.PAIR_COLUMN].fillna("") if splits.PAIR_COLUMN in table.columns else ""
+    dropped = (table["split"] != "test") & (table["class"] == "fake") & (pair == "")
+    return table[~dropped].reset_index(drop=True)
+
+
+def copies_only_variant(folder: Path, split_csv: Path, folds: dict[str, Path], source_csvs: dict[str, Path]
+                        ) -> tuple[Path | None, dict[str, Path], dict[str, Path], list[str]]:
+    """`copies_only` of the main split and of every fold, written under `folder`: (main csv or None when it
+    cannot train, family folds, source folds, notes on the folds dropped because they cannot train)."""
+    from deepfake_detector.model.dataset import DataError, check_trainable
+
+    notes = []
+
+    def variant(csv: Path, name: str) -> Path | None:
+        table = copies_only(pd.read_csv(csv, dtype={splits.PAIR_COLUMN: str}, keep_default_na=False))
+        try:
+            check_trainable(table)
+        except DataError as error:
+            notes.append(f"copies only, {name}: not run ({error})")
+            return None
+        return write_split_csv(table, Path(folder) / Path(csv).parent.name / Path(csv).name)
+
+    main = variant(split_csv, "main run")
+    kept_folds = {family: variant(csv, f"without {family}") for family, csv in folds.items()}
+    kept_sources = {source: variant(csv, f"without real source {source}") for source, csv in source_csvs.items()}
+    return (main, {key: csv for key, csv in kept_folds.items() if csv},
+            {key: csv for key, csv in kept_sources.items() if csv}, notes)
 
 
 def write_split_csv(table: pd.DataFrame, path: Path) -> Path:
@@ -617,14 +656,24 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             eval_notes.update({f"{s.name} ({front_end})":
                                s.skipped or f"{len(s.labels)} files, {len(s.images)} pictures" for s in cross_sets})
             corpora.setdefault(name, corpus_summary(table, families, missing, list(source_csvs), corpus))
+            variants = {"all": (seed_dir / "splits.csv", folds, source_csvs)}
             for row in runs:
                 if (row.corpus, row.scale) != (name, scale):
                     continue
-                if row.pair_loss != "none" and splits.PAIR_COLUMN not in table.columns:
+                if (row.pair_loss != "none" or row.fakes == "copies") and splits.PAIR_COLUMN not in table.columns:
                     skipped_rows[row.name] = f"{CORPUS_MANIFEST} of corpus {name} names no source_file: no pairs"
                     continue
-                runs[row].append(benchmark_run(settings, data_dir, seed_dir / "splits.csv", row, seed, folds,
-                                               source_csvs, eval_sets))
+                if row.fakes not in variants:
+                    main_csv, copies_folds, copies_sources, notes = copies_only_variant(seed_dir / "copies-only",
+                                                                                        *variants["all"])
+                    variants[row.fakes] = (main_csv, copies_folds, copies_sources)
+                    fold_notes += [f"{name}, seed {seed}: {note}" for note in notes]
+                split_csv, row_folds, row_sources = variants[row.fakes]
+                if split_csv is None:
+                    skipped_rows[row.name] = f"seed {seed}: its main split cannot train"
+                    continue
+                runs[row].append(benchmark_run(settings, data_dir, split_csv, row, seed, row_folds, row_sources,
+                                               eval_sets))
     rows = [aggregate_row(row, row_runs) for row, row_runs in runs.items() if row_runs]
     if not rows:
         raise BenchmarkError("no row could run: " + "; ".join(f"{k}: {v}" for k, v in skipped_rows.items()))

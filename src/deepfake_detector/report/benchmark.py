@@ -767,10 +767,11 @@ def markdown_report(results: dict) -> str:
     families = sorted({family for row in rows for family in row["loso"]},
                       key=lambda name: (HELD_OUT_ORDER.index(name) if name in HELD_OUT_ORDER
                                         else -1 if name.endswith(VOCODED_SUFFIX) else len(HELD_OUT_ORDER), name))
-    lines += ["", "## Held-out-family EER (%) per family", "",
-              "| row | " + " | ".join(families) + f" | {HELD_OUT_MEAN} |", "|" + "---|" * (len(families) + 2)]
-    lines += [f"| {row['row']} | " + " | ".join(_cell(row["loso"].get(family, {})) for family in families)
-              + f" | {_cell(row['eer'][HELD_OUT_MEAN])} |" for row in rows]
+    if families:  # none with --loso-families 0
+        lines += ["", "## Held-out-family EER (%) per family", "",
+                  "| row | " + " | ".join(families) + f" | {HELD_OUT_MEAN} |", "|" + "---|" * (len(families) + 2)]
+        lines += [f"| {row['row']} | " + " | ".join(_cell(row["loso"].get(family, {})) for family in families)
+                  + f" | {_cell(row['eer'][HELD_OUT_MEAN])} |" for row in rows]
     sources = sorted({source for row in rows for source in row["sources"]})
     if sources:
         lines += ["", "## Held-out real sources", "",

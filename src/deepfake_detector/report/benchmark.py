@@ -303,24 +303,32 @@ def held_out_sources(table: pd.DataFrame, min_files: int | None = None) -> list[
     return sorted(counts.index[counts >= (MIN_SOURCE_FILES if min_files is None else min_files)])
 
 
+def training_problem(table: pd.DataFrame) -> str | None:
+    """Why a split table cannot train (a class missing from train or val), or None when it can."""
+    from deepfake_detector.model.dataset import DataError, check_trainable
+
+    try:
+        check_trainable(table)
+    except DataError as error:
+        return str(error)
+    return None
+
+
 def source_folds(table: pd.DataFrame, limit: int | None, train_fraction: float, seed: int,
                  folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """Write the split table of each held-out real source, the first `limit` that can train, into `folder`:
     ({source: split csv}, {source: why it was not held out}). A source whose removal leaves the train or val
     split without a class (a seed's split may put all val reals in one source) is skipped with the reason."""
-    from deepfake_detector.model.dataset import DataError, check_trainable
-
     written, skipped = {}, {}
     for source in held_out_sources(table):
         if limit is not None and len(written) >= limit:
             break
         fold = source_fold_table(table, source, train_fraction, seed)
-        try:
-            check_trainable(fold)
-        except DataError as error:
-            skipped[source] = str(error)
-            continue
-        written[source] = write_split_csv(fold, Path(folder) / f"{source}.csv")
+        problem = training_problem(fold)
+        if problem:
+            skipped[source] = problem
+        else:
+            written[source] = write_split_csv(fold, Path(folder) / f"{source}.csv")
     return written, skipped
 
 
@@ -370,16 +378,13 @@ def copies_only_variant(folder: Path, split_csv: Path, folds: dict[str, Path], s
                         ) -> tuple[Path | None, dict[str, Path], dict[str, Path], list[str]]:
     """`copies_only` of the main split and of every fold, written under `folder`: (main csv or None when it
     cannot train, family folds, source folds, notes on the folds dropped because they cannot train)."""
-    from deepfake_detector.model.dataset import DataError, check_trainable
-
     notes = []
 
     def variant(csv: Path, name: str) -> Path | None:
         table = copies_only(pd.read_csv(csv, dtype={splits.PAIR_COLUMN: str}, keep_default_na=False))
-        try:
-            check_trainable(table)
-        except DataError as error:
-            notes.append(f"copies only, {name}: not run ({error})")
+        problem = training_problem(table)
+        if problem:
+            notes.append(f"copies only, {name}: not run ({problem})")
             return None
         return write_split_csv(table, Path(folder) / Path(csv).parent.name / Path(csv).name)
 
@@ -563,7 +568,7 @@ def source_fold_result(record: dict) -> dict:
 
 
 def benchmark_run(settings: BenchmarkSettings, data_dir: Path, split_csv: Path, row: Row, seed: int,
-                  folds: dict[str, Path], source_folds: dict[str, Path], eval_sets: list[EvalSet]) -> dict:
+                  folds: dict[str, Path], source_csvs: dict[str, Path], eval_sets: list[EvalSet]) -> dict:
     """One seed of one row: main run, held-out-family and held-out-source runs, and every evaluation set."""
     from deepfake_detector.model.model_store import load_detector
 
@@ -573,7 +578,7 @@ def benchmark_run(settings: BenchmarkSettings, data_dir: Path, split_csv: Path, 
             for family, fold_csv in folds.items()}
     held_sources = {source: source_fold_result(train_or_reuse(training_config(
                         settings, data_dir, row, seed, f"heldsrc-{source}", settings.loso_epochs, fold_csv)))
-                    for source, fold_csv in source_folds.items()}
+                    for source, fold_csv in source_csvs.items()}
     detector = load_detector(Path(main["paths"]["model"]))
     evaluations = {eval_set.name: score_eval_set(detector, eval_set, settings.batch_size)
                    for eval_set in tqdm(eval_sets, desc=f"scoring {row.name} seed {seed}", unit="set")}
@@ -587,7 +592,7 @@ def benchmark_run(settings: BenchmarkSettings, data_dir: Path, split_csv: Path, 
         "seed": seed, "parameters": int(detector.model.count_params()),
         "train_seconds": main["training"]["seconds"],
         "all_runs_train_seconds": main["training"]["seconds"] + sum(r["training"]["seconds"] for r in loso.values())
-        + sum(result.get("train_seconds", 0.0) for result in held_sources.values()),
+        + sum(result["train_seconds"] for result in held_sources.values()),
         "epochs_run": main["training"]["epochs_run"], "best_epoch": main["training"]["best_epoch"],
         "monitor": main["training"]["monitor"], "eer": eers, "loso": loso_eers, "sources": held_sources,
         "in_domain": {"eer": main["test"].get("eer"), "roc_auc": main["test"].get("roc_auc"),

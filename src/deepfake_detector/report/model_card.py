@@ -26,7 +26,12 @@ KNOWN_FAILURES = [
     "Datasets whose fakes differ in a way the training fakes did not: for-norm-mini (band-limited, louder fakes) "
     "was ranked the wrong way round by the compact models (ROC AUC 0.09-0.42).",
     "Vocoder copy-synthesis of a real recording (Griffin-Lim, WORLD, LPC): held out of training it stayed "
-    "undetected (leave-one-system-out EER 41-65 %), since it keeps the mel magnitude picture almost unchanged.",
+    "undetected (leave-one-system-out EER 41-65 %), since it keeps the mel magnitude picture almost unchanged. "
+    "Neural-vocoder copies too: on a narrow-band demo corpus whose fakes are 95 % vocoded copies of its real "
+    "clips, a model did not learn to tell them apart (test EER 46.5 %, AUC 0.54; docs/benchmarks.md, fifth round).",
+    "Real speech from a source not in training: with each real source of the demo corpus held out in turn, the "
+    "held-out read sentences were called real 13 % of the time and the read telephone prompts 18 % (mean "
+    "held-out-source EER 42 %, 3 seeds; docs/benchmarks.md, fourth round).",
     "Clips shorter than {min_duration_s:g} s are refused; clips shorter than one window ({window_s:g} s) are "
     "looped to fill it, so a very short clip is judged on few distinct frames.",
 ]

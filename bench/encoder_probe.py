@@ -3,8 +3,9 @@
 The only pretrained speech encoder found to ship inside a registry package is Resemblyzer's GE2E speaker encoder
 (PyPI `resemblyzer` 0.1.4, Apache-2.0: `resemblyzer/pretrained.pt`, a 3-layer LSTM over 40-band mel frames
 trained for speaker verification on LibriSpeech other-500 and VoxCeleb 1 and 2). This bench reads its weights
-without PyTorch, runs the LSTM in Keras, and trains a linear probe (standardised features, logistic regression, C
-chosen by validation AUC) on one file-level feature vector per clip:
+without PyTorch, runs the LSTM in Keras, and trains a probe on standardised features (`--head linear`: logistic
+regression; `--head mlp`: a perceptron with one hidden layer of 64 units; regularisation chosen by validation AUC)
+on one file-level feature vector per clip:
 
   logmel40   mean and std over time of the encoder's own 40-band log mel (the control: no pretraining)
   ge2e_emb   the speaker embedding (256, unit norm, mean of 1.6 s partials)
@@ -52,7 +53,9 @@ PARTIALS_PER_S = 1.3
 TARGET_DBFS = -30.0
 HIDDEN = 256
 FEATURE_KINDS = ("logmel40", "ge2e_emb", "ge2e_h1", "ge2e_h2", "ge2e_h3")
-C_GRID = (0.001, 0.01, 0.1, 1.0)
+# The probe's head, and the regularisation grid searched on validation AUC for each: logistic regression's C, or
+# the L2 penalty alpha of a one-hidden-layer (64 units) perceptron.
+HEADS = {"linear": (0.001, 0.01, 0.1, 1.0), "mlp": (1.0, 0.1, 0.01, 0.001)}
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's format before PyTorch 1.6
 STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
                   "LongStorage": np.int64, "IntStorage": np.int32, "ByteStorage": np.uint8}
@@ -253,18 +256,38 @@ def feature_table(name: str, paths: list[str], encoder: Ge2e, cache_dir: Path,
 
 # ---------------------------------------------------------------------------------------------- probe
 
-def fit_probe(train_x, train_y, val_x, val_y):
-    """Standardise + logistic regression, C picked by validation AUC: (scaler, classifier, C, val AUC)."""
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """A fitted head on standardised features, with the regularisation setting validation chose."""
+
+    scaler: object
+    classifier: object
+    setting: float
+    val_auc: float
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Higher = more likely fake (the logistic regression's logit, the perceptron's probability)."""
+        inputs = self.scaler.transform(features)
+        if hasattr(self.classifier, "decision_function"):
+            return self.classifier.decision_function(inputs)
+        return self.classifier.predict_proba(inputs)[:, 1]
+
+
+def fit_probe(train_x, train_y, val_x, val_y, head: str = "linear", seed: int = 0) -> Probe:
+    """Standardise, then fit `head` once per setting of its grid (HEADS); keep the best by validation AUC."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
 
+    scaler = StandardScaler().fit(train_x)
     best = None
-    for c in C_GRID:
-        scaler = StandardScaler().fit(train_x)
-        classifier = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(train_x), train_y)
-        auc = metrics.roc_auc(val_y, classifier.decision_function(scaler.transform(val_x)))
-        if best is None or auc > best[3]:
-            best = (scaler, classifier, c, auc)
+    for setting in HEADS[head]:
+        classifier = (LogisticRegression(C=setting, max_iter=5000) if head == "linear" else
+                      MLPClassifier((64,), alpha=setting, max_iter=500, random_state=seed))
+        probe = Probe(scaler, classifier.fit(scaler.transform(train_x), train_y), setting, 0.0)
+        probe = dataclasses.replace(probe, val_auc=metrics.roc_auc(val_y, probe.scores(val_x)))
+        if best is None or probe.val_auc > best.val_auc:
+            best = probe
     return best
 
 
@@ -272,19 +295,18 @@ def eer_percent(labels, scores) -> float:
     return 100.0 * metrics.compute_eer(labels, scores)[0]
 
 
-def split_eer(files, features: np.ndarray, row_of: dict) -> tuple[float, object]:
-    """Train on a split table's train files, pick C on val, return (test EER %, fitted probe)."""
+def split_eer(files, features: np.ndarray, row_of: dict, head: str, seed: int) -> tuple[float, Probe]:
+    """Train on a split table's train files, regularise by val, return (test EER %, fitted probe)."""
     parts = {}
     for split in ("train", "val", "test"):
         chosen = files[(files["split"] == split) & files["source_path"].map(row_of).notna()]
         parts[split] = (features[chosen["source_path"].map(row_of).to_numpy(int)],
                         (chosen["class"] == "fake").to_numpy(int))
-    probe = fit_probe(*parts["train"], *parts["val"])
-    scaler, classifier = probe[:2]
-    return eer_percent(parts["test"][1], classifier.decision_function(scaler.transform(parts["test"][0]))), probe
+    probe = fit_probe(*parts["train"], *parts["val"], head, seed)
+    return eer_percent(parts["test"][1], probe.scores(parts["test"][0])), probe
 
 
-def probe_corpus(name: str, corpus: Path, settings, encoder: Ge2e, eval_sets: dict) -> dict:
+def probe_corpus(name: str, corpus: Path, settings, encoder: Ge2e, eval_sets: dict, head: str) -> dict:
     """{kind: [per-seed result dicts]} for one corpus."""
     data_dir = benchmark.render_corpus(settings, name, corpus, Params())  # the same pictures, hence the same splits
     cache_dir = Path(settings.work_dir) / "encoder_probe"
@@ -303,18 +325,17 @@ def probe_corpus(name: str, corpus: Path, settings, encoder: Ge2e, eval_sets: di
         for kind in FEATURE_KINDS:
             x = corpus_features[kind]
             result = {"seed": seed}
-            result["in-domain"], (scaler, classifier, c, auc) = split_eer(files, x, row_of)
-            result.update(C=c, val_auc=round(auc, 3))
+            result["in-domain"], probe = split_eer(files, x, row_of, head, seed)
+            result.update(setting=probe.setting, val_auc=round(probe.val_auc, 3))
             # A fold whose train or val split lacks a class is skipped, as bench/generalisation.py skips it.
             family_folds = {family: benchmark.loso_table(files, family, fraction, seed) for family in families}
             source_folds = {source: benchmark.source_fold_table(files, source, fraction, seed) for source in sources}
             for key, folds in (("families", family_folds), ("sources", source_folds)):
-                result[key] = {name: split_eer(fold, x, row_of)[0] for name, fold in folds.items()
-                               if benchmark.training_problem(fold) is None}
+                result[key] = {held_out: split_eer(fold, x, row_of, head, seed)[0]
+                               for held_out, fold in folds.items() if benchmark.training_problem(fold) is None}
             for set_name, (labels, set_features) in eval_sets.items():
                 kept = set_features["ok"]
-                scores = classifier.decision_function(scaler.transform(set_features[kind][kept]))
-                result[set_name] = eer_percent(labels[kept], scores)
+                result[set_name] = eer_percent(labels[kept], probe.scores(set_features[kind][kept]))
             results[kind].append(result)
     return results
 
@@ -344,7 +365,7 @@ def mean_sd(values: list[float]) -> str:
 
 def markdown(all_results: dict, eval_names: list[str], header: str) -> str:
     columns = ["in-domain", benchmark.HELD_OUT_MEAN, benchmark.HELD_OUT_SOURCE_MEAN, *eval_names]
-    lines = [header, "", "| corpus | features | C per seed | val AUC per seed | " + " | ".join(columns) + " |",
+    lines = [header, "", "| corpus | features | C or alpha per seed | val AUC per seed | " + " | ".join(columns) + " |",
              "|" + "---|" * (len(columns) + 4)]
     for corpus, results in all_results.items():
         for kind, runs in results.items():
@@ -352,7 +373,7 @@ def markdown(all_results: dict, eval_names: list[str], header: str) -> str:
                      mean_sd([np.mean(list(run["families"].values())) for run in runs if run["families"]] or [np.nan]),
                      mean_sd([np.mean(list(run["sources"].values())) for run in runs if run["sources"]] or [np.nan])]
             cells += [mean_sd([run[name] for run in runs]) for name in eval_names]
-            lines.append(f"| {corpus} | {kind} | {' / '.join(str(run['C']) for run in runs)} | "
+            lines.append(f"| {corpus} | {kind} | {' / '.join(str(run['setting']) for run in runs)} | "
                          f"{' / '.join(str(run['val_auc']) for run in runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -369,6 +390,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", default="42,7,1", help="comma-separated seeds (each sets the split)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="GE2E weights file (default: pretrained.pt of the installed resemblyzer package)")
+    parser.add_argument("--head", choices=tuple(HEADS), default="linear",
+                        help="the probe: logistic regression, or a perceptron with one hidden layer of 64 units")
     parser.add_argument("--eval-lowpass", type=float, default=None, metavar="HZ",
                         help="band-limit the evaluation sets to the training build's band (default: full band)")
     args = parser.parse_args(argv)
@@ -397,13 +420,13 @@ def main(argv=None) -> int:
         settings = benchmark.BenchmarkSettings(corpora=tuple(args.corpus), work_dir=args.work,
                                                shared_data=args.shared_data, seeds=args.seeds)
         eval_sets = evaluation_features(settings, encoder, args.eval_lowpass)
-        all_results = {name: probe_corpus(name, corpus, settings, encoder, eval_sets)
+        all_results = {name: probe_corpus(name, corpus, settings, encoder, eval_sets, args.head)
                        for name, corpus in settings.corpora}
     except (ProbeError, benchmark.BenchmarkError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     band = f"evaluation sets low-passed at {args.eval_lowpass:g} Hz" if args.eval_lowpass else "full band"
-    header = (f"EER in %, mean ± sd over seeds {', '.join(map(str, args.seeds))}; linear probe on GE2E features; "
+    header = (f"EER in %, mean ± sd over seeds {', '.join(map(str, args.seeds))}; {args.head} probe on GE2E features; "
               f"{band}; {time.time() - started:.0f} s")
     report = markdown(all_results, list(eval_sets), header)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -175,6 +175,17 @@ def test_smoke_run_on_a_tiny_corpus(tmp_path, monkeypatch):
     assert 0.0 <= run["in-domain"] <= 100.0 and run["families"]  # held-out families were run
 
 
+def test_both_heads_rank_a_separable_problem_and_keep_the_best_setting():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 60)
+    features = rng.normal(0, 1, (120, 8)) + labels[:, None] * 1.5  # fakes shifted in every dimension
+    for head in probe.HEADS:
+        fitted = probe.fit_probe(features[::2], labels[::2], features[1::2], labels[1::2], head, seed=0)
+        assert fitted.setting in probe.HEADS[head]
+        assert fitted.val_auc > 0.9
+        assert probe.eer_percent(labels[1::2], fitted.scores(features[1::2])) < 15
+
+
 def test_missing_weights_fail_in_one_line(tmp_path, capsys):
     code = probe.main(["--corpus", f"tiny={tmp_path}", "--weights", str(tmp_path / "absent.pt"),
                        "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])

@@ -30,6 +30,7 @@ import pickle
 import struct
 import sys
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -275,6 +276,7 @@ class Probe:
 
 def fit_probe(train_x, train_y, val_x, val_y, head: str = "linear", seed: int = 0) -> Probe:
     """Standardise, then fit `head` once per setting of its grid (HEADS); keep the best by validation AUC."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
@@ -284,7 +286,10 @@ def fit_probe(train_x, train_y, val_x, val_y, head: str = "linear", seed: int = 
     for setting in HEADS[head]:
         classifier = (LogisticRegression(C=setting, max_iter=5000) if head == "linear" else
                       MLPClassifier((64,), alpha=setting, max_iter=500, random_state=seed))
-        probe = Probe(scaler, classifier.fit(scaler.transform(train_x), train_y), setting, 0.0)
+        with warnings.catch_warnings():  # weakly regularised perceptrons stop at max_iter: expected, and noisy
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            classifier.fit(scaler.transform(train_x), train_y)
+        probe = Probe(scaler, classifier, setting, 0.0)
         probe = dataclasses.replace(probe, val_auc=metrics.roc_auc(val_y, probe.scores(val_x)))
         if best is None or probe.val_auc > best.val_auc:
             best = probe

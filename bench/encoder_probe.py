@@ -1,23 +1,29 @@
 """Encoder probe: does a pretrained speech encoder's representation transfer better than our pictures?
 
-The only pretrained speech encoder found to ship inside a registry package is Resemblyzer's GE2E speaker encoder
-(PyPI `resemblyzer` 0.1.4, Apache-2.0: `resemblyzer/pretrained.pt`, a 3-layer LSTM over 40-band mel frames
-trained for speaker verification on LibriSpeech other-500 and VoxCeleb 1 and 2). This bench reads its weights
-without PyTorch, runs the LSTM in Keras, and trains a probe on standardised features (`--head linear`: logistic
-regression; `--head mlp`: a perceptron with one hidden layer of 64 units; regularisation chosen by validation AUC)
-on one file-level feature vector per clip:
+Two pretrained speech encoders ship inside registry packages (`--encoder`):
+- `ge2e`: Resemblyzer's GE2E speaker encoder (PyPI `resemblyzer` 0.1.4, Apache-2.0: `resemblyzer/pretrained.pt`, a
+  3-layer LSTM over 40-band mel frames trained for speaker verification on LibriSpeech other-500 and VoxCeleb 1
+  and 2). Its weights are read without PyTorch and the LSTM runs in Keras.
+- `oww`: Google's speech_embedding as shipped by openWakeWord (PyPI `openwakeword` 0.4.0, Apache-2.0:
+  `resources/models/melspectrogram.onnx` and `embedding_model.onnx`, a conv net trained for keyword spotting on
+  a large speech corpus that maps 0.775 s of 32-band mel to a 96-d vector every 80 ms). It runs in onnxruntime.
+A probe is trained on standardised features (`--head linear`: logistic regression; `--head mlp`: a perceptron with
+one hidden layer of 64 units; regularisation chosen by validation AUC) on one file-level vector per clip:
 
-  logmel40   mean and std over time of the encoder's own 40-band log mel (the control: no pretraining)
-  ge2e_emb   the speaker embedding (256, unit norm, mean of 1.6 s partials)
-  ge2e_h1..3 mean and std over time of each LSTM layer's outputs (512 each)
+  logmel40   (ge2e) mean and std over time of the encoder's own 40-band log mel (the control: no pretraining)
+  ge2e_emb   (ge2e) the speaker embedding (256, unit norm, mean of 1.6 s partials)
+  ge2e_h1..3 (ge2e) mean and std over time of each LSTM layer's outputs (512 each)
+  oww_mel    (oww) mean and std over time of its 32-band mel input (the control: no pretraining)
+  oww_emb    (oww) mean and std over time of the 96-d embeddings (192)
 
 Protocol (the same split tables as bench/generalisation.py, so rows compare): per seed, in-domain EER on the test
 split, held-out-family and held-out-real-source EER (report.benchmark.loso_table / source_fold_table), and the
 evaluation-only sets (crossdomain, tts-mixed, for-norm-mini testing), which choose nothing. `--eval-lowpass`
 band-limits the evaluation sets to the training build's band (e.g. 5500 Hz for the narrow default build).
 
-    pip install --no-deps resemblyzer==0.1.4     # 16 MB; only its weights file is read
+    pip install --no-deps resemblyzer==0.1.4 openwakeword==0.4.0   # 16 + 9 MB; only their model files are read
     python bench/encoder_probe.py --corpus v2=data_v2 --work benchmarks/work --eval-lowpass 5500
+    python bench/encoder_probe.py --encoder oww --corpus v2=data_v2 --work benchmarks/work --eval-lowpass 5500
 """
 import argparse
 import collections
@@ -53,7 +59,11 @@ PARTIAL_FRAMES = 160
 PARTIALS_PER_S = 1.3
 TARGET_DBFS = -30.0
 HIDDEN = 256
-FEATURE_KINDS = ("logmel40", "ge2e_emb", "ge2e_h1", "ge2e_h2", "ge2e_h3")
+GE2E_KINDS = ("logmel40", "ge2e_emb", "ge2e_h1", "ge2e_h2", "ge2e_h3")
+# openWakeWord's front end (openwakeword/utils.py): 16-bit-scaled samples in, 32-band mel frames every 10 ms out,
+# rescaled by x / 10 + 2; the embedding net sees 76-frame windows every 8 frames.
+OWW_WINDOW, OWW_STEP, OWW_DIM = 76, 8, 96
+OWW_KINDS = ("oww_mel", "oww_emb")
 # The probe's head, and the regularisation grid searched on validation AUC for each: logistic regression's C, or
 # the L2 penalty alpha of a one-hidden-layer (64 units) perceptron.
 HEADS = {"linear": (0.001, 0.01, 0.1, 1.0), "mlp": (1.0, 0.1, 0.01, 0.001)}
@@ -168,6 +178,10 @@ class Ge2e:
     model: object
     state: dict
     sha: str
+    kinds = GE2E_KINDS
+
+    def features(self, waveform: np.ndarray) -> dict[str, np.ndarray]:
+        return clip_features(waveform, self)
 
 
 def load_ge2e(path: Path) -> Ge2e:
@@ -210,7 +224,7 @@ def partials(mel: np.ndarray) -> np.ndarray:
 
 
 def clip_features(waveform: np.ndarray, encoder: Ge2e) -> dict[str, np.ndarray]:
-    """One vector per FEATURE_KINDS name for a 16 kHz clip."""
+    """One vector per GE2E_KINDS name for a 16 kHz clip."""
     mel = encoder_mel(waveform)
     layers = encoder.model.predict(partials(mel), verbose=0)
     result = {"ge2e_emb": speaker_embedding(layers[-1], encoder.state)}
@@ -222,7 +236,71 @@ def clip_features(waveform: np.ndarray, encoder: Ge2e) -> dict[str, np.ndarray]:
     return result
 
 
-def feature_table(name: str, paths: list[str], encoder: Ge2e, cache_dir: Path,
+@dataclasses.dataclass(frozen=True)
+class SpeechEmbedding:
+    """openWakeWord's speech_embedding: two onnxruntime sessions (mel front end, embedding net) and their files'
+    hash (which keys the feature caches)."""
+
+    mel_session: object
+    embedding_session: object
+    sha: str
+    kinds = OWW_KINDS
+
+    def features(self, waveform: np.ndarray) -> dict[str, np.ndarray]:
+        """One vector per OWW_KINDS name for a 16 kHz clip. The clip is set to -30 dBFS first, as GE2E's is, so
+        that loudness, which differs by source, cannot be a cue; clips under one window are zero-padded."""
+        rms = float(np.sqrt(np.mean(waveform ** 2))) + 1e-9
+        scaled = np.clip(waveform * (10 ** (TARGET_DBFS / 20) / rms), -1.0, 1.0) * 32767.0
+        scaled = np.pad(scaled, (0, max(0, SAMPLE_RATE - len(scaled)))).astype(np.float32)
+        mel = self.mel_session.run(None, {"input": scaled[None]})[0].reshape(-1, 32) / 10.0 + 2.0
+        windows = oww_windows(mel)
+        embeddings = self.embedding_session.run(None, {"input_1": windows[..., None]})[0].reshape(-1, OWW_DIM)
+        return {"oww_mel": np.concatenate([mel.mean(axis=0), mel.std(axis=0)]),
+                "oww_emb": np.concatenate([embeddings.mean(axis=0), embeddings.std(axis=0)])}
+
+
+def oww_windows(mel: np.ndarray) -> np.ndarray:
+    """(n, OWW_WINDOW, bands) windows every OWW_STEP frames; the tail shorter than a window is dropped, as
+    openWakeWord drops it."""
+    starts = range(0, len(mel) - OWW_WINDOW + 1, OWW_STEP)
+    return np.stack([mel[start:start + OWW_WINDOW] for start in starts]).astype(np.float32)
+
+
+def default_oww_models() -> Path | None:
+    """The installed openwakeword package's model folder, found without importing it."""
+    spec = importlib.util.find_spec("openwakeword")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "models"
+
+
+def load_speech_embedding(folder: Path) -> SpeechEmbedding:
+    import onnxruntime
+
+    files = [Path(folder) / "melspectrogram.onnx", Path(folder) / "embedding_model.onnx"]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise ProbeError(f"no openWakeWord models ({', '.join(missing)}): pip install --no-deps "
+                         "openwakeword==0.4.0, or pass --weights FOLDER")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2
+    sessions = [onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                for path in files]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()[:12]
+    return SpeechEmbedding(*sessions, digest)
+
+
+def load_encoder(name: str, weights: Path | None):
+    """The `--encoder` named, from `weights` or the installed package's files; ProbeError if they are absent."""
+    if name == "oww":
+        return load_speech_embedding(weights or default_oww_models() or Path("openwakeword-not-installed"))
+    weights = weights or default_weights()
+    if weights is None or not Path(weights).is_file():
+        raise ProbeError("no GE2E weights: pip install --no-deps resemblyzer==0.1.4, or pass --weights")
+    return load_ge2e(weights)
+
+
+def feature_table(name: str, paths: list[str], encoder, cache_dir: Path,
                   cutoff_hz: float | None = None) -> dict[str, np.ndarray]:
     """{kind: (n_files, dim)} plus `ok` (False where the file could not be read), cached per file list."""
     key = hashlib.sha256(json.dumps([paths, encoder.sha, cutoff_hz]).encode()).hexdigest()[:12]
@@ -240,13 +318,13 @@ def feature_table(name: str, paths: list[str], encoder: Ge2e, cache_dir: Path,
             rows.append(None)
             ok.append(False)
             continue
-        rows.append(clip_features(lowpass(waveform, cutoff_hz) if cutoff_hz else waveform, encoder))
+        rows.append(encoder.features(lowpass(waveform, cutoff_hz) if cutoff_hz else waveform))
         ok.append(True)
     if not any(ok):
         raise ProbeError(f"none of the {len(paths)} files of {name} could be read")
     template = next(row for row in rows if row is not None)
     table = {kind: np.stack([row[kind] if row is not None else np.zeros_like(template[kind]) for row in rows])
-             for kind in FEATURE_KINDS}
+             for kind in encoder.kinds}
     table["ok"] = np.asarray(ok)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:
@@ -311,11 +389,11 @@ def split_eer(files, features: np.ndarray, row_of: dict, head: str, seed: int) -
     return eer_percent(parts["test"][1], probe.scores(parts["test"][0])), probe
 
 
-def probe_corpus(name: str, corpus: Path, settings, encoder: Ge2e, eval_sets: dict, head: str) -> dict:
+def probe_corpus(name: str, corpus: Path, settings, encoder, eval_sets: dict, head: str) -> dict:
     """{kind: [per-seed result dicts]} for one corpus."""
     data_dir = benchmark.render_corpus(settings, name, corpus, Params())  # the same pictures, hence the same splits
     cache_dir = Path(settings.work_dir) / "encoder_probe"
-    results = {kind: [] for kind in FEATURE_KINDS}
+    results = {kind: [] for kind in encoder.kinds}
     corpus_features = None
     for seed in settings.seeds:
         table = benchmark.split_corpus(corpus, data_dir, seed, cache_dir / f"{name}_seed{seed}.csv")
@@ -327,7 +405,7 @@ def probe_corpus(name: str, corpus: Path, settings, encoder: Ge2e, eval_sets: di
         families, _ = benchmark.held_out_families(files, None)
         sources = benchmark.held_out_sources(files)
         fraction = settings.loso_train_fraction
-        for kind in FEATURE_KINDS:
+        for kind in encoder.kinds:
             x = corpus_features[kind]
             result = {"seed": seed}
             result["in-domain"], probe = split_eer(files, x, row_of, head, seed)
@@ -345,7 +423,7 @@ def probe_corpus(name: str, corpus: Path, settings, encoder: Ge2e, eval_sets: di
     return results
 
 
-def evaluation_features(settings, encoder: Ge2e, cutoff_hz: float | None) -> dict:
+def evaluation_features(settings, encoder, cutoff_hz: float | None) -> dict:
     """{name: (labels, features)} of the evaluation-only sets that are present."""
     from deepfake_detector.report.evaluation import load_labelled_data
 
@@ -393,8 +471,11 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=Path("benchmarks"), help="where encoder_probe.md/.json go")
     parser.add_argument("--shared-data", type=Path, default=benchmark.BenchmarkSettings.shared_data)
     parser.add_argument("--seeds", default="42,7,1", help="comma-separated seeds (each sets the split)")
+    parser.add_argument("--encoder", choices=("ge2e", "oww"), default="ge2e",
+                        help="Resemblyzer's GE2E speaker encoder, or openWakeWord's speech embedding")
     parser.add_argument("--weights", type=Path, default=None,
-                        help="GE2E weights file (default: pretrained.pt of the installed resemblyzer package)")
+                        help="GE2E weights file, or the folder of openWakeWord's two .onnx files (default: those "
+                             "of the installed resemblyzer or openwakeword package)")
     parser.add_argument("--head", choices=tuple(HEADS), default="linear",
                         help="the probe: logistic regression, or a perceptron with one hidden layer of 64 units")
     parser.add_argument("--eval-lowpass", type=float, default=None, metavar="HZ",
@@ -418,10 +499,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.time()
     try:
-        weights = args.weights or default_weights()
-        if weights is None or not Path(weights).is_file():
-            raise ProbeError("no GE2E weights: pip install --no-deps resemblyzer==0.1.4, or pass --weights")
-        encoder = load_ge2e(weights)
+        encoder = load_encoder(args.encoder, args.weights)
         settings = benchmark.BenchmarkSettings(corpora=tuple(args.corpus), work_dir=args.work,
                                                shared_data=args.shared_data, seeds=args.seeds)
         eval_sets = evaluation_features(settings, encoder, args.eval_lowpass)
@@ -431,7 +509,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     band = f"evaluation sets low-passed at {args.eval_lowpass:g} Hz" if args.eval_lowpass else "full band"
-    header = (f"EER in %, mean ± sd over seeds {', '.join(map(str, args.seeds))}; {args.head} probe on GE2E features; "
+    header = (f"EER in %, mean ± sd over seeds {', '.join(map(str, args.seeds))}; {args.head} probe on {args.encoder} features; "
               f"{band}; {time.time() - started:.0f} s")
     report = markdown(all_results, list(eval_sets), header)
     args.out.mkdir(parents=True, exist_ok=True)

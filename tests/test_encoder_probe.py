@@ -167,7 +167,7 @@ def test_smoke_run_on_a_tiny_corpus(tmp_path, monkeypatch):
                        "--shared-data", str(tmp_path / "absent"), "--seeds", "42", "--weights", str(weights)])
     assert code == 0
     report = (out / "encoder_probe.md").read_text()
-    for kind in probe.FEATURE_KINDS:
+    for kind in probe.GE2E_KINDS:
         assert f"| tiny | {kind} |" in report
     import json
     results = json.loads((out / "encoder_probe.json").read_text())
@@ -191,3 +191,49 @@ def test_missing_weights_fail_in_one_line(tmp_path, capsys):
                        "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
     assert code == 1
     assert capsys.readouterr().err.strip().startswith("error: no GE2E weights")
+
+
+class _StandInSession:
+    """Records what onnxruntime would be given and answers with arrays of the real models' output shapes."""
+
+    def __init__(self, respond):
+        self.respond, self.seen = respond, []
+
+    def run(self, _outputs, feeds):
+        (value,) = feeds.values()
+        self.seen.append(value)
+        return [self.respond(value)]
+
+
+def test_speech_embedding_windows_and_levels_like_openwakeword():
+    frames_per_sample = 1 / probe.HOP  # the mel model gives one 32-band frame per 10 ms
+    mel_model = _StandInSession(lambda x: np.full((int(x.shape[1] * frames_per_sample), 1, 1, 32), 50.0,
+                                                  np.float32).reshape(-1, 1, 1, 32))
+    embed_model = _StandInSession(lambda w: w.mean(axis=(1, 2, 3))[:, None, None, None] *
+                                  np.ones((1, 1, 1, probe.OWW_DIM), np.float32))
+    encoder = probe.SpeechEmbedding(mel_model, embed_model, "test")
+    rng = np.random.default_rng(0)
+    quiet, loud = rng.normal(0, 0.001, 48000).astype(np.float32), None
+    loud = quiet * 300
+    features = encoder.features(quiet)
+    assert set(features) == set(probe.OWW_KINDS)
+    assert features["oww_mel"].shape == (64,) and features["oww_emb"].shape == (2 * probe.OWW_DIM,)
+    np.testing.assert_allclose(features["oww_mel"][:32], 50.0 / 10 + 2)  # openWakeWord's x / 10 + 2
+    # 3 s -> 300 frames -> windows of 76 every 8 frames, the short tail dropped
+    assert embed_model.seen[-1].shape == ((300 - probe.OWW_WINDOW) // probe.OWW_STEP + 1, probe.OWW_WINDOW, 32, 1)
+    # both clips reach the mel model at the same -30 dBFS on the 16-bit scale
+    encoder.features(loud)
+    first, second = mel_model.seen[-2], mel_model.seen[-1]
+    np.testing.assert_allclose(np.sqrt(np.mean(first ** 2)), 32767 * 10 ** (probe.TARGET_DBFS / 20), rtol=1e-3)
+    np.testing.assert_allclose(first, second, rtol=1e-3, atol=1e-2)
+    # a 0.3 s clip is padded to one second: one full window
+    encoder.features(quiet[:4800])
+    assert mel_model.seen[-1].shape == (1, probe.SAMPLE_RATE) and embed_model.seen[-1].shape[0] >= 1
+
+
+def test_missing_openwakeword_models_fail_in_one_line(tmp_path, capsys):
+    code = probe.main(["--corpus", f"tiny={tmp_path}", "--encoder", "oww", "--weights", str(tmp_path),
+                       "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+    assert code == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error: no openWakeWord models") and "\n" not in message

@@ -59,23 +59,29 @@ def test_limit_crest_lowers_peaks_without_clipping():
 
 def test_prepare_retries_a_failed_render_and_reports_clips_that_keep_failing(tmp_path, monkeypatch):
     """A synthesiser error is retried, one that persists is noted with clip and reason, a too-short clip is not."""
-    specs = [_spec("pkg", "pkg:a", index) for index in range(3)]
-    flaky, broken, short = (spec.clip_id for spec in specs)
+    from deepfake_detector.data.audio import AudioError
+
+    specs = [_spec("pkg", "pkg:a", index) for index in range(4)]
+    flaky, broken, short, unreadable = (spec.clip_id for spec in specs)
     calls: dict[str, int] = {}
 
     def render(spec, cache, roots):
         calls[spec.clip_id] = calls.get(spec.clip_id, 0) + 1
         if spec.clip_id == broken or (spec.clip_id == flaky and calls[flaky] == 1):
             raise RuntimeError("voice model crashed")
+        if spec.clip_id == unreadable:  # a synthesiser that wrote a file no decoder reads
+            raise AudioError("not a readable audio file")
         seconds = 0.5 if spec.clip_id == short else 2.0
         return 0.1 * np.sin(np.linspace(0, 2000, int(seconds * demo_corpus.SAMPLE_RATE))).astype(np.float32)
 
     monkeypatch.setattr(demo_corpus, "_render", render)
     notes: list[str] = []
     lengths = demo_corpus._prepared_lengths(specs, tmp_path, {}, 1, "prepare fake", notes)
-    assert lengths[0] == 2 * demo_corpus.SAMPLE_RATE and lengths[1] == 0 and lengths[2] == 0
-    assert calls == {flaky: 2, broken: demo_corpus.PREPARE_ATTEMPTS, short: 1}
+    assert lengths[0] == 2 * demo_corpus.SAMPLE_RATE and lengths[1:] == [0, 0, 0]
+    assert calls == {flaky: 2, broken: demo_corpus.PREPARE_ATTEMPTS, short: 1,
+                     unreadable: demo_corpus.PREPARE_ATTEMPTS}
     assert len(notes) == 1 and broken in notes[0] and "voice model crashed" in notes[0]
+    assert unreadable in notes[0] and "AudioError: not a readable audio file" in notes[0]
     assert flaky not in notes[0] and short not in notes[0]
 
 

@@ -42,7 +42,7 @@ from deepfake_detector.corpus.channel import (BAND_LIMITS_HZ, CODECS, SNR_RANGE_
                                               draw_channel)
 from deepfake_detector.corpus.demo_sources import ClipSpec
 from deepfake_detector.corpus.vocoders import COPY_SYNTHESISERS
-from deepfake_detector.data.audio import decode, to_mono_resampled
+from deepfake_detector.data.audio import AudioError, decode, to_mono_resampled
 from deepfake_detector.io_utils import atomic_path, atomic_write_text
 from deepfake_detector.params import Params
 
@@ -218,7 +218,8 @@ def _prepare_task(task: tuple[ClipSpec, Path, dict]) -> tuple[int, str]:
     """(number of samples of the prepared clip, ""), or (0, why not) when it cannot be used; a clip that is only
     too short gives (0, "").
 
-    A synthesiser or vocoder error is tried again before the clip is given up: a failure that does not come back
+    A synthesiser or vocoder error (an unreadable output file among them: seen once, a rule-based voice in a
+    1,800-per-class build) is tried again before the clip is given up: a failure that does not come back
     (seen once: one Kokoro clip in one of two builds from an empty cache) would otherwise change which clips a
     seed picks, and the same command would build another corpus."""
     spec, cache, roots = task
@@ -228,8 +229,8 @@ def _prepare_task(task: tuple[ClipSpec, Path, dict]) -> tuple[int, str]:
             return len(prepared_waveform(spec, cache, roots)), ""
         except ClipRejected:
             return 0, ""
-        except (DemoCorpusError, demo_sources.SourceError, subprocess.SubprocessError, OSError, ValueError,
-                RuntimeError, KeyError, IndexError) as error:
+        except (DemoCorpusError, demo_sources.SourceError, AudioError, subprocess.SubprocessError, OSError,
+                ValueError, RuntimeError, KeyError, IndexError) as error:
             reason = f"{type(error).__name__}: {str(error).strip()[:200]}"
     return 0, reason
 
